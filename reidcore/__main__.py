@@ -1,0 +1,5 @@
+import sys
+
+from reidcore.cli import main
+
+sys.exit(main())

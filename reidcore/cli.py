@@ -1,0 +1,172 @@
+"""The ``reid`` command line: run, check, plugins, recipes, plus plugin-added commands.
+
+User errors (:class:`~reidcore.errors.ReidError`) print one message to stderr and exit
+non-zero without a traceback; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reidcore.errors import ReidError
+from reidcore.registry import Kind
+
+
+def _global_options(suppress_defaults: bool) -> argparse.ArgumentParser:
+    """--debug and --disable-plugin, accepted before or after the sub-command."""
+    default: Any = argparse.SUPPRESS if suppress_defaults else None
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--debug", action="store_true",
+                        default=argparse.SUPPRESS if suppress_defaults else False,
+                        help="show the Python traceback of errors")
+    parser.add_argument("--disable-plugin", action="append", metavar="NAME", default=default,
+                        help="skip a plugin (entry-point or distribution name); repeatable; "
+                             "also REID_DISABLE_PLUGINS=a,b")
+    return parser
+
+
+def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="a recipe file, or the name of a packaged recipe")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a recipe value, e.g. --set train.epochs=5 "
+                             "--set backbone.last_stride=1 (values are TOML)")
+
+
+def build_parser(plugins: Any) -> argparse.ArgumentParser:
+    from reidcore import __version__
+
+    common = _global_options(suppress_defaults=True)
+    parser = argparse.ArgumentParser(
+        prog="reid", parents=[_global_options(suppress_defaults=False)],
+        description="reid: person re-identification with plugins.")
+    parser.add_argument("--version", action="version", version=f"reid {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+
+    run = subparsers.add_parser("run", parents=[common], help="train and evaluate a recipe")
+    _add_recipe_arguments(run)
+    run.add_argument("--out", type=Path, help="run directory (default: runs/<recipe>-<time>)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its last checkpoint")
+    run.set_defaults(func=command_run)
+
+    check = subparsers.add_parser("check", parents=[common],
+                                  help="validate a recipe (exit 0 when valid, 2 when not)")
+    _add_recipe_arguments(check)
+    check.add_argument("--print", dest="print_resolved", action="store_true",
+                       help="print the fully resolved recipe")
+    check.set_defaults(func=command_check)
+
+    listing = subparsers.add_parser("plugins", parents=[common],
+                                    help="list plugins and their components")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=command_plugins)
+
+    recipes = subparsers.add_parser("recipes", parents=[common], help="list packaged recipes")
+    recipes.add_argument("--json", action="store_true", help="machine-readable output")
+    recipes.set_defaults(func=command_recipes)
+
+    plugins.hook.reid_add_commands(subparsers=subparsers)
+    return parser
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def load_recipe(args: argparse.Namespace, plugins: Any):
+    """Find, read and resolve the recipe named on the command line."""
+    from reidcore.recipe import find_recipe, read_toml, resolve
+
+    path = find_recipe(args.recipe, plugins.recipe_dirs())
+    recipe = resolve(read_toml(path), str(path), plugins.registry, plugins.hook,
+                     overrides=args.overrides)
+    return path, recipe
+
+
+def command_check(args: argparse.Namespace, plugins: Any) -> int:
+    from reidcore.recipe import dumps
+
+    path, recipe = load_recipe(args, plugins)
+    if args.print_resolved:
+        print(dumps(recipe), end="")
+    else:
+        parts = [f"{kind.value} {section.name}" for _, kind, section in recipe.components()]
+        print(f"ok: {path} is valid ({', '.join(parts)})")
+    return 0
+
+
+def command_run(args: argparse.Namespace, plugins: Any) -> int:
+    path, recipe = load_recipe(args, plugins)
+    from reidcore.engine.runner import run_recipe
+
+    summary = run_recipe(recipe, plugins, out=args.out, resume=args.resume,
+                         recipe_name=path.stem)
+    print(json.dumps(summary.get("metrics", {}), indent=2))
+    return 0
+
+
+def command_plugins(args: argparse.Namespace, plugins: Any) -> int:
+    infos = plugins.infos
+    if args.json:
+        print(json.dumps([{
+            "name": info.name, "distribution": info.distribution, "version": info.version,
+            "module": info.module, "status": ("disabled" if info.disabled else
+                                              "failed" if info.error else "ok"),
+            "error": info.error, "components": info.components,
+        } for info in infos], indent=2))
+        return 0
+    for info in infos:
+        status = " DISABLED" if info.disabled else " FAILED" if info.error else ""
+        print(f"{info.distribution} {info.version} (plugin '{info.name}'){status}")
+        if info.error:
+            print(f"  error: {info.error}")
+        for kind, names in sorted(info.components.items()):
+            print(f"  {Kind(kind).plural}: {', '.join(sorted(names))}")
+    return 0
+
+
+def command_recipes(args: argparse.Namespace, plugins: Any) -> int:
+    from reidcore.recipe import packaged_recipes
+
+    found = packaged_recipes(plugins.recipe_dirs())
+    if args.json:
+        print(json.dumps([{"name": name, "provider": provider, "path": str(path)}
+                          for name, (provider, path) in sorted(found.items())], indent=2))
+        return 0
+    if not found:
+        print("no packaged recipes")
+    for name, (provider, path) in sorted(found.items()):
+        print(f"{name:32s} {provider:16s} {path}")
+    return 0
+
+
+# --- entry point ------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    early, _ = _global_options(suppress_defaults=False).parse_known_args(argv)
+    try:
+        from reidcore.plugins import get_plugins
+
+        plugins = get_plugins(early.disable_plugin or ())
+        args = build_parser(plugins).parse_args(argv)
+        return int(args.func(args, plugins) or 0)
+    except ReidError as exc:
+        if early.debug:
+            raise
+        print(f"reid: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("reid: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

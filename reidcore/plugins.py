@@ -1,0 +1,207 @@
+"""Discovering plugins through entry points and building the component registry.
+
+Each entry point in the ``reid.plugins`` group is loaded on its own: one that fails to
+import (or whose registration hook raises) is recorded with its distribution, version and
+error, and everything else keeps working. Plugins are disabled by entry-point or
+distribution name through ``REID_DISABLE_PLUGINS`` (comma-separated) or
+``reid --disable-plugin NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pluggy
+
+from reidcore import hookspecs
+from reidcore.errors import ReidError
+from reidcore.registry import ComponentSpec, Kind, Registry
+
+CORE_PLUGIN_NAME = "reidcore"
+DISABLE_ENV_VAR = "REID_DISABLE_PLUGINS"
+
+
+@attrs.define
+class PluginInfo:
+    """One plugin as ``reid plugins`` shows it."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    error: str | None = None
+    disabled: bool = False
+    components: dict[str, list[str]] = attrs.field(factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.distribution} {self.version} (plugin '{self.name}')"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.disabled
+
+
+@attrs.define
+class Plugins:
+    """The loaded plugin manager, the registry built from it, and a report per plugin."""
+
+    manager: pluggy.PluginManager
+    registry: Registry
+    infos: list[PluginInfo]
+
+    @property
+    def hook(self) -> Any:
+        return self.manager.hook
+
+    def failed(self) -> list[PluginInfo]:
+        return [info for info in self.infos if info.error is not None]
+
+    def recipe_dirs(self) -> list[tuple[str, Path]]:
+        """(provider, directory) pairs from ``reid_recipe_dirs``, core first."""
+        dirs: list[tuple[str, Path]] = []
+        for impl in reversed(self.manager.hook.reid_recipe_dirs.get_hookimpls()):
+            dirs.extend((impl.plugin_name, Path(str(d))) for d in impl.function() or ())
+        return dirs
+
+
+def disabled_from_env() -> set[str]:
+    raw = os.environ.get(DISABLE_ENV_VAR, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def _describe_exception(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _core_version() -> str:
+    from reidcore import __version__
+
+    return __version__
+
+
+def _entry_point_infos(disabled: set[str]) -> Iterable[tuple[PluginInfo, ModuleType | None]]:
+    seen: set[str] = set()
+    for entry_point in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+        dist = entry_point.dist
+        info = PluginInfo(
+            name=entry_point.name,
+            distribution=dist.name if dist is not None else "?",
+            version=dist.version if dist is not None else "?",
+            module=entry_point.value,
+        )
+        if info.name == CORE_PLUGIN_NAME or info.name in seen:
+            continue  # the core registers itself; the same dist may be visible twice
+        seen.add(info.name)
+        if info.name in disabled or info.distribution in disabled:
+            info.disabled = True
+            yield info, None
+            continue
+        try:
+            module = entry_point.load()
+        except Exception as exc:  # a broken plugin must not break reid
+            info.error = f"failed to import {entry_point.value}: {_describe_exception(exc)}"
+            module = None
+        yield info, module
+
+
+def _specs_of(manager: pluggy.PluginManager, plugin_name: str) -> list[ComponentSpec]:
+    """Every spec one plugin returns from the registration hooks, checked for shape."""
+    collected: list[ComponentSpec] = []
+    for kind in Kind:
+        for impl in getattr(manager.hook, kind.hook_name).get_hookimpls():
+            if impl.plugin_name != plugin_name:
+                continue
+            for spec in impl.function() or ():
+                if not isinstance(spec, ComponentSpec) or spec.kind is not kind:
+                    raise TypeError(f"{kind.hook_name}() must return ComponentSpec objects "
+                                    f"of kind '{kind.value}', got {spec!r}")
+                collected.append(spec)
+    return collected
+
+
+def _collect_specs(manager: pluggy.PluginManager, infos: dict[str, PluginInfo],
+                   registry: Registry) -> None:
+    """Fill the registry plugin by plugin (core first); a plugin whose hooks raise is
+    marked failed and contributes nothing, not half of its components."""
+    for info in infos.values():
+        if not info.ok:
+            continue
+        try:
+            specs = _specs_of(manager, info.name)
+        except Exception as exc:
+            info.error = f"a registration hook raised {_describe_exception(exc)}"
+            continue
+        for spec in specs:
+            spec = attrs.evolve(spec, provider=info.label)
+            registry.add(spec)
+            info.components.setdefault(spec.kind.value, []).append(spec.name)
+
+
+def load_plugins(disabled: Iterable[str] = (),
+                 extra: Iterable[tuple[str, object]] = ()) -> Plugins:
+    """Load the core and every installed, non-disabled plugin; build the registry.
+
+    ``extra`` registers ``(name, object)`` plugins directly, after the entry points (for
+    programs embedding reid and for tests, like pytest's ``-p``).
+    """
+    disabled_names = set(disabled) | disabled_from_env()
+    if CORE_PLUGIN_NAME in disabled_names:
+        raise ReidError(f"the core plugin '{CORE_PLUGIN_NAME}' cannot be disabled")
+    from reidcore import builtin
+
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    manager.register(builtin, name=CORE_PLUGIN_NAME)
+    core = PluginInfo(CORE_PLUGIN_NAME, "reidcore", _core_version(), builtin.__name__)
+    infos = {CORE_PLUGIN_NAME: core}
+    for info, module in _entry_point_infos(disabled_names):
+        infos[info.name] = info
+        if module is None:
+            continue
+        _register(manager, info, module)
+    for name, plugin in extra:
+        info = PluginInfo(name, name, "(in-process)", getattr(plugin, "__name__", repr(plugin)))
+        infos[name] = info
+        _register(manager, info, plugin)
+    registry = Registry()
+    _collect_specs(manager, infos, registry)
+    for info in infos.values():
+        if info.error is not None and manager.has_plugin(info.name):
+            manager.unregister(name=info.name)
+    failed = [info for info in infos.values() if info.error is not None]
+    if failed:
+        reports = "; ".join(f"{info.label}: {info.error}" for info in failed)
+        registry.unavailable_note = f"plugins that failed to load (one may provide it): {reports}"
+    return Plugins(manager=manager, registry=registry, infos=list(infos.values()))
+
+
+def _register(manager: pluggy.PluginManager, info: PluginInfo, plugin: object) -> None:
+    try:
+        manager.register(plugin, name=info.name)
+    except Exception as exc:  # e.g. a hookimpl with an unknown name or wrong arguments
+        info.error = f"rejected by the plugin manager: {_describe_exception(exc)}"
+
+
+_cache: dict[frozenset[str], Plugins] = {}
+
+
+def get_plugins(disabled: Iterable[str] = ()) -> Plugins:
+    """Cached :func:`load_plugins` (entry points are read once per process)."""
+    key = frozenset(set(disabled) | disabled_from_env())
+    if key not in _cache:
+        _cache[key] = load_plugins(key)
+    return _cache[key]
+
+
+def clear_cache() -> None:
+    _cache.clear()

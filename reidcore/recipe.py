@@ -1,0 +1,335 @@
+"""Recipes: TOML files parsed into attrs classes with the one cattrs converter.
+
+Parsing has two phases. The *skeleton* phase structures the top level: which sections
+exist and, for each component section, its ``name`` and raw options. The *component*
+phase looks each name up in the registry and structures the options into that
+component's own config class. Problems from both phases (unknown keys, wrong types,
+invalid values, unknown component names) are collected and raised together as one
+:class:`~reidcore.errors.RecipeError` before anything is built.
+
+A component section is a table with ``name`` and the component's options side by side::
+
+    [backbone]
+    name = "resnet50"
+    last_stride = 1           # reported as $.backbone.last_stride when wrong
+
+    [[losses]]
+    name = "cross_entropy"
+    weight = 1.0              # ``weight`` is the one extra key a loss section has
+    label_smoothing = 0.1
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from reidcore.compat import tomllib
+from reidcore.converter import converter, structure, unstructure
+from reidcore.data.config import LoaderConfig
+from reidcore.engine.config import TrainConfig
+from reidcore.errors import RecipeError, RecipeFileError, RecipeProblem, did_you_mean
+from reidcore.fileio import atomic_write_text
+from reidcore.registry import Kind, Registry
+
+
+@attrs.define
+class ComponentSection:
+    """A recipe table naming a component; ``config`` is filled in by the component phase."""
+
+    name: str
+    options: dict[str, Any] = attrs.field(factory=dict)
+    config: Any = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.define
+class LossSection(ComponentSection):
+    """A ``[[losses]]`` entry: a loss component and its weight in the total."""
+
+    weight: float = 1.0
+
+
+@attrs.define
+class DataSection:
+    """Datasets by role: labeled sources, unlabeled targets, test sets (each evaluated)."""
+
+    source: list[ComponentSection] = attrs.field(factory=list)
+    target: list[ComponentSection] = attrs.field(factory=list)
+    test: list[ComponentSection] = attrs.field(factory=list)
+
+
+@attrs.define
+class Recipe:
+    """A whole recipe. Sections left out take the defaults shown here."""
+
+    method: ComponentSection
+    name: str = ""
+    description: str = ""
+    seed: int = 0
+    backbone: ComponentSection | None = None
+    generators: dict[str, ComponentSection] = attrs.field(factory=dict)
+    losses: list[LossSection] = attrs.field(factory=list)
+    data: DataSection = attrs.field(factory=DataSection)
+    loader: LoaderConfig = attrs.field(factory=LoaderConfig)
+    train: TrainConfig = attrs.field(factory=TrainConfig)
+    evaluate: ComponentSection = attrs.field(factory=lambda: ComponentSection("ranking"))
+
+    def components(self) -> Iterator[tuple[str, Kind, ComponentSection]]:
+        """Every component section with its recipe path and kind."""
+        return _component_sections(attrs.asdict(self, recurse=False))
+
+
+def _component_sections(values: dict[str, Any]) -> Iterator[tuple[str, Kind, ComponentSection]]:
+    """Component sections among structured top-level values (a whole or partial recipe)."""
+    if values.get("method") is not None:
+        yield "$.method", Kind.METHOD, values["method"]
+    if values.get("backbone") is not None:
+        yield "$.backbone", Kind.BACKBONE, values["backbone"]
+    for role, section in (values.get("generators") or {}).items():
+        yield f"$.generators.{role}", Kind.GENERATOR, section
+    for index, section in enumerate(values.get("losses") or ()):
+        yield f"$.losses[{index}]", Kind.LOSS, section
+    if values.get("data") is not None:
+        for role in ("source", "target", "test"):
+            for index, section in enumerate(getattr(values["data"], role)):
+                yield f"$.data.{role}[{index}]", Kind.DATASET, section
+    if values.get("evaluate") is not None:
+        yield "$.evaluate", Kind.EVALUATOR, values["evaluate"]
+
+
+def _section_hook(cls: type[ComponentSection]):
+    reserved = {field.name for field in attrs.fields(cls)} - {"options", "config"}
+
+    def structure_section(data: Any, _type: type) -> ComponentSection:
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a table with name = \"<component>\", got {data!r}")
+        if "name" not in data:
+            raise ValueError("missing key 'name' (the component to use)")
+        values = {key: data[key] for key in reserved if key in data}
+        values["name"] = converter.structure(values["name"], str)
+        if "weight" in values:
+            values["weight"] = converter.structure(values["weight"], float)
+        options = {key: value for key, value in data.items() if key not in reserved}
+        return cls(options=options, **values)
+
+    return structure_section
+
+
+converter.register_structure_hook(ComponentSection, _section_hook(ComponentSection))
+converter.register_structure_hook(LossSection, _section_hook(LossSection))
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file, turning syntax errors into a message with the file and line."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise RecipeFileError(f"recipe file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeFileError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise RecipeFileError(f"cannot read recipe {path}: {exc.strerror}") from None
+
+
+def packaged_recipes(recipe_dirs: Sequence[tuple[str, Path]]) -> dict[str, tuple[str, Path]]:
+    """Packaged recipes by name (file stem): name -> (provider, path)."""
+    found: dict[str, tuple[str, Path]] = {}
+    for provider, directory in recipe_dirs:
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.toml")):
+                found.setdefault(path.stem, (provider, path))
+    return found
+
+
+def find_recipe(ref: str, recipe_dirs: Sequence[tuple[str, Path]]) -> Path:
+    """A recipe by path, or by the name of a recipe packaged by the core or a plugin."""
+    path = Path(ref)
+    if path.is_file():
+        return path
+    if path.suffix == ".toml" or "/" in ref:
+        raise RecipeFileError(f"recipe file not found: {ref}")
+    packaged = packaged_recipes(recipe_dirs)
+    if ref in packaged:
+        return packaged[ref][1]
+    names = sorted(packaged)
+    raise RecipeFileError(
+        f"no recipe file or packaged recipe named '{ref}'{did_you_mean(ref, names)}; "
+        f"packaged recipes: {', '.join(names) if names else '(none)'}")
+
+
+# --- command-line overrides -------------------------------------------------------------
+
+_SEGMENT = re.compile(r"([A-Za-z_][\w-]*)|\[(\d+)\]|(\d+)")
+
+
+def _parse_override_path(dotted: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for chunk in dotted.split("."):
+        pos = 0
+        while pos < len(chunk):
+            match = _SEGMENT.match(chunk, pos)
+            if match is None:
+                raise ValueError(f"cannot read key path '{dotted}'")
+            key, bracket, bare = match.groups()
+            parts.append(key if key is not None else int(bracket or bare))
+            pos = match.end()
+    if not parts:
+        raise ValueError("empty key path")
+    return parts
+
+
+def parse_override_value(text: str) -> Any:
+    """A TOML value (``3``, ``true``, ``"x"``, ``[1, 2]``); anything else is a string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> list[RecipeProblem]:
+    """Apply ``--set a.b=value`` overrides in place; return problems instead of raising."""
+    problems: list[RecipeProblem] = []
+    for override in overrides:
+        dotted, sep, text = override.partition("=")
+        if not sep:
+            problems.append(RecipeProblem(f"--set {override}", "expected KEY=VALUE, e.g. "
+                                          "--set train.epochs=5"))
+            continue
+        try:
+            parts = _parse_override_path(dotted.strip())
+        except ValueError as exc:
+            problems.append(RecipeProblem(f"--set {override}", str(exc)))
+            continue
+        node: Any = raw
+        where = "$"
+        for part, following in zip(parts, parts[1:], strict=False):
+            where += f"[{part}]" if isinstance(part, int) else f".{part}"
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    problems.append(RecipeProblem(where, f"--set {override}: no such array item"))
+                    break
+                node = node[part]
+            else:
+                if not isinstance(node, dict):
+                    problems.append(RecipeProblem(where, f"--set {override}: not a table"))
+                    break
+                node = node.setdefault(part, [] if isinstance(following, int) else {})
+        else:
+            last = parts[-1]
+            value = parse_override_value(text.strip())
+            if isinstance(last, int):
+                if isinstance(node, list) and last < len(node):
+                    node[last] = value
+                else:
+                    problems.append(RecipeProblem(where, f"--set {override}: no such array item"))
+            elif isinstance(node, dict):
+                node[last] = value
+            else:
+                problems.append(RecipeProblem(where, f"--set {override}: not a table"))
+    return problems
+
+
+# --- the two phases ---------------------------------------------------------------------
+
+
+def _structure_skeleton(raw: dict[str, Any]) -> tuple[dict[str, Any], list[RecipeProblem]]:
+    """Phase one, field by field, so one bad section does not hide the others' problems."""
+    fields = attrs.fields_dict(attrs.resolve_types(Recipe))
+    problems = [RecipeProblem(f"$.{key}", f"unknown key{did_you_mean(key, fields)}; expected "
+                                          f"one of: {', '.join(fields)}")
+                for key in raw if key not in fields]
+    values: dict[str, Any] = {}
+    for name, field in fields.items():
+        if name not in raw:
+            if field.default is attrs.NOTHING:
+                problems.append(RecipeProblem(f"$.{name}", "required key is missing"))
+            continue
+        value, field_problems = structure(raw[name], field.type, f"$.{name}")
+        problems += field_problems
+        if not field_problems:
+            values[name] = value
+    return values, problems
+
+
+def resolve(raw: dict[str, Any], source: str, registry: Registry, hook: Any | None = None,
+            overrides: Sequence[str] = ()) -> Recipe:
+    """Parse a raw TOML mapping into a fully configured :class:`Recipe`, or raise one
+    :class:`RecipeError` listing every problem found."""
+    raw = _deep_copy(raw)
+    problems = apply_overrides(raw, overrides)
+    values, skeleton_problems = _structure_skeleton(raw)
+    problems += skeleton_problems
+    for path, kind, section in _component_sections(values):
+        if (kind, section.name) not in registry:
+            problems.append(RecipeProblem(f"{path}.name",
+                                          registry.unknown_message(kind, section.name)))
+            continue
+        spec = registry.get(kind, section.name)
+        section.config, config_problems = structure(section.options, spec.config, path)
+        problems += config_problems
+    if problems:
+        raise RecipeError(source, problems)
+    recipe = Recipe(**values)
+    if hook is not None:
+        for found in hook.reid_validate_recipe(recipe=recipe, registry=registry):
+            problems += list(found or ())
+    if problems:
+        raise RecipeError(source, problems)
+    return recipe
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def _section_to_dict(section: ComponentSection) -> dict[str, Any]:
+    options = unstructure(section.config) if section.config is not None else section.options
+    data: dict[str, Any] = {"name": section.name}
+    if isinstance(section, LossSection):
+        data["weight"] = section.weight
+    data.update(options)
+    return data
+
+
+def to_dict(recipe: Recipe) -> dict[str, Any]:
+    """The fully resolved recipe (every default filled in) as plain TOML-ready data."""
+    data: dict[str, Any] = {"name": recipe.name, "description": recipe.description,
+                            "seed": recipe.seed, "method": _section_to_dict(recipe.method)}
+    if recipe.backbone is not None:
+        data["backbone"] = _section_to_dict(recipe.backbone)
+    if recipe.generators:
+        data["generators"] = {role: _section_to_dict(s) for role, s in recipe.generators.items()}
+    if recipe.losses:
+        data["losses"] = [_section_to_dict(s) for s in recipe.losses]
+    data["data"] = {role: [_section_to_dict(s) for s in getattr(recipe.data, role)]
+                    for role in ("source", "target", "test") if getattr(recipe.data, role)}
+    data["loader"] = unstructure(recipe.loader)
+    data["train"] = unstructure(recipe.train)
+    data["evaluate"] = _section_to_dict(recipe.evaluate)
+    return data
+
+
+def dumps(recipe: Recipe) -> str:
+    import tomli_w
+
+    header = "# Fully resolved recipe written by reid; run it again with `reid run <this file>`.\n"
+    return header + tomli_w.dumps(to_dict(recipe))
+
+
+def write_resolved(recipe: Recipe, path: Path) -> None:
+    atomic_write_text(path, dumps(recipe))

@@ -1,0 +1,144 @@
+"""Component specs and the per-kind registries built from the plugins' hooks.
+
+A component is a name, a one-line summary, an attrs config class and a build function.
+The build function may be given as ``"package.module:function"`` so that a plugin's hook
+module never imports torch: it is resolved only when the component is built.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import attrs
+
+from reidcore.errors import DuplicateComponentError, UnknownComponentError, did_you_mean
+
+
+class Kind(str, enum.Enum):
+    """The kinds of component; each has one registration hook ``reid_<plural>``."""
+
+    DATASET = "dataset"
+    BACKBONE = "backbone"
+    GENERATOR = "generator"
+    LOSS = "loss"
+    EVALUATOR = "evaluator"
+    METHOD = "method"
+
+    @property
+    def plural(self) -> str:
+        return "losses" if self is Kind.LOSS else f"{self.value}s"
+
+    @property
+    def hook_name(self) -> str:
+        return f"reid_{self.plural}"
+
+
+BuildFunction = Callable[[Any], Any]
+
+
+def resolve_callable(target: str | BuildFunction) -> BuildFunction:
+    """Import ``"module:attribute"`` lazily; pass callables through."""
+    if callable(target):
+        return target
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"build target {target!r} must look like 'package.module:function'")
+    value: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _check_config_class(_instance: Any, _attribute: attrs.Attribute, value: type) -> None:
+    if not attrs.has(value):
+        raise TypeError(f"config must be an attrs class, got {value!r}")
+
+
+@attrs.frozen
+class ComponentSpec:
+    """What a plugin registers: ``build(config)`` returns the component.
+
+    ``config`` is an attrs class whose fields (with defaults) are the component's recipe
+    options; ``build`` is a callable or a lazy ``"module:function"`` string.
+    ``example`` (callable or ``"module:function"``, optional) returns tiny CPU inputs
+    for the contract checks in :mod:`reidcore.testing`; see there what each kind returns.
+    ``provider`` is filled in by the registry with the plugin that returned the spec.
+    """
+
+    name: str
+    kind: Kind = attrs.field(converter=Kind)
+    config: type = attrs.field(validator=_check_config_class)
+    build: str | BuildFunction
+    summary: str = ""
+    example: str | Callable[[], Any] | None = None
+    provider: str = ""
+
+    def default_config(self) -> Any:
+        return self.config()
+
+    def create(self, config: Any | None = None, /, **context: Any) -> Any:
+        """Build the component from a config instance (the defaults when ``None``).
+
+        ``context`` is passed on to the build function as keyword arguments; methods
+        receive what they need from the run this way (see ``reidcore.interfaces``).
+        """
+        if config is None:
+            config = self.default_config()
+        if not isinstance(config, self.config):
+            raise TypeError(f"{self.kind.value} '{self.name}' expects {self.config.__name__}, "
+                            f"got {type(config).__name__}")
+        return resolve_callable(self.build)(config, **context)
+
+
+@attrs.define
+class Registry:
+    """All installed components, by kind and name; built by :mod:`reidcore.plugins`."""
+
+    _specs: dict[Kind, dict[str, ComponentSpec]] = attrs.field(
+        factory=lambda: {kind: {} for kind in Kind})
+    unavailable_note: str = ""
+    """Appended to lookup errors, e.g. the report of plugins that failed to load."""
+
+    def add(self, spec: ComponentSpec) -> None:
+        existing = self._specs[spec.kind].get(spec.name)
+        if existing is not None:
+            raise DuplicateComponentError(
+                f"{spec.kind.value} '{spec.name}' is registered twice: by "
+                f"'{existing.provider}' and by '{spec.provider}'; disable one of them "
+                f"(reid --disable-plugin NAME, or REID_DISABLE_PLUGINS=NAME)")
+        self._specs[spec.kind][spec.name] = spec
+
+    def names(self, kind: Kind | str) -> list[str]:
+        return sorted(self._specs[Kind(kind)])
+
+    def specs(self, kind: Kind | str | None = None) -> Iterator[ComponentSpec]:
+        kinds = list(Kind) if kind is None else [Kind(kind)]
+        for k in kinds:
+            yield from (self._specs[k][name] for name in sorted(self._specs[k]))
+
+    def __contains__(self, key: tuple[Kind | str, str]) -> bool:
+        kind, name = key
+        return name in self._specs[Kind(kind)]
+
+    def get(self, kind: Kind | str, name: str) -> ComponentSpec:
+        kind = Kind(kind)
+        try:
+            return self._specs[kind][name]
+        except KeyError:
+            raise UnknownComponentError(self.unknown_message(kind, name)) from None
+
+    def unknown_message(self, kind: Kind | str, name: str) -> str:
+        kind = Kind(kind)
+        installed = self.names(kind)
+        message = (f"unknown {kind.value} '{name}'{did_you_mean(name, installed)}; installed "
+                   f"{kind.plural}: {', '.join(installed) if installed else '(none)'}")
+        if self.unavailable_note:
+            message += f"; {self.unavailable_note}"
+        return message
+
+    def extend(self, specs: Iterable[ComponentSpec]) -> None:
+        for spec in specs:
+            self.add(spec)

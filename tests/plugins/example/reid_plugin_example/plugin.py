@@ -1,0 +1,46 @@
+"""Hook module: only attrs config classes and specs here, no torch import."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+import attrs
+
+from reidcore import hookimpl
+from reidcore.registry import ComponentSpec
+
+
+@attrs.define
+class TinyCNNConfig:
+    """Options of the ``tiny_cnn`` backbone (recipe keys of ``[backbone]``)."""
+
+    width: int = attrs.field(default=16, validator=attrs.validators.ge(4))
+    feature_dim: int = attrs.field(default=32, validator=attrs.validators.ge(2))
+
+
+@attrs.define
+class EmbeddingNormConfig:
+    """Options of the ``embedding_norm`` loss."""
+
+    target: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+
+
+@hookimpl
+def reid_backbones() -> list[ComponentSpec]:
+    return [ComponentSpec(name="tiny_cnn", kind="backbone", config=TinyCNNConfig,
+                          build="reid_plugin_example.networks:build_tiny_cnn",
+                          summary="three conv blocks and global average pooling")]
+
+
+@hookimpl
+def reid_losses() -> list[ComponentSpec]:
+    return [ComponentSpec(name="embedding_norm", kind="loss", config=EmbeddingNormConfig,
+                          build="reid_plugin_example.networks:build_embedding_norm",
+                          example="reid_plugin_example.networks:embedding_norm_example",
+                          summary="squared gap between embedding norms and a target norm")]
+
+
+@hookimpl
+def reid_recipe_dirs() -> list[Path]:
+    return [Path(str(files("reid_plugin_example") / "recipes"))]
