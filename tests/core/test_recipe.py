@@ -142,3 +142,26 @@ def test_resolved_recipe_round_trips_with_defaults_filled_in():
     assert "cameras" not in raw_again["data"]["source"][0]  # None has no TOML form
     again = resolve(raw_again, "resolved.toml", fake_registry())
     assert dumps(again) == text
+
+
+def test_cross_component_problems_come_from_the_validate_hook():
+    from reidcore import hookimpl
+    from reidcore.errors import RecipeProblem
+    from reidcore.plugins import load_plugins
+
+    from .fakes import FakePlugin, fake_specs
+
+    class NeedsTestSet(FakePlugin):
+        @hookimpl
+        def reid_validate_recipe(self, recipe, registry):
+            if not recipe.data.test:
+                return [RecipeProblem("$.data.test", "fake_method needs a test set")]
+            return []
+
+    plugins = load_plugins(extra=[("fakes", NeedsTestSet(fake_specs()))])
+    raw = copy.deepcopy(VALID_RECIPE)
+    resolve(raw, "r", plugins.registry, plugins.hook)  # has test sets: fine
+    raw["data"].pop("test")
+    with pytest.raises(RecipeError) as info:
+        resolve(raw, "r", plugins.registry, plugins.hook)
+    assert [str(p) for p in info.value.problems] == ["$.data.test: fake_method needs a test set"]
