@@ -1,0 +1,1 @@
+"""The core's dataset components; each module documents its on-disk layout and citation."""
