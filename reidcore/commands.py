@@ -11,3 +11,6 @@ import argparse
 
 def add_core_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register the core's area commands (``reid data ...`` and later ``eval``/``extract``)."""
+    from reidcore.data.commands import add_data_commands; add_data_commands(subparsers)  # noqa: E702, I001
+    from reidcore.evaluation.commands import add_eval_command; add_eval_command(subparsers)  # noqa: E501, E702, I001
+    from reidcore.engine.commands import add_extract_command; add_extract_command(subparsers)  # noqa: E702, I001

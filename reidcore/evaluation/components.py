@@ -1,0 +1,23 @@
+"""The core's evaluator components (registered by ``reidcore.builtin``).
+
+Importing this module imports neither torch nor numba: the build function is resolved
+lazily from its ``"module:function"`` string.
+"""
+
+from __future__ import annotations
+
+from reidcore.evaluation.config import RankingConfig
+from reidcore.registry import ComponentSpec
+
+
+def evaluator_specs() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(
+            name="ranking",
+            kind="evaluator",
+            config=RankingConfig,
+            build="reidcore.evaluation.evaluator:build_ranking_evaluator",
+            summary="CMC, mAP and mINP (numba kernels), optional k-reciprocal re-ranking "
+                    "and average query expansion",
+        ),
+    ]

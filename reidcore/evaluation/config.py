@@ -1,0 +1,68 @@
+"""The ``[evaluate]`` options of the builtin ``ranking`` evaluator (no torch, no numba).
+
+Example::
+
+    [evaluate]
+    name = "ranking"
+    metric = "cosine"
+    normalisation = "l2"
+    flip = true
+    rerank = false
+    ranks = [1, 5, 10]
+    protocol = "auto"
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+
+def _positive_ranks(_instance, attribute, value) -> None:
+    if not value or any(int(r) < 1 for r in value):
+        raise ValueError(f"'{attribute.name}' must be a non-empty list of ranks >= 1, "
+                         f"got {list(value)!r}")
+
+
+@attrs.define
+class RankingConfig:
+    """Options of the ranking evaluator (CMC, mAP, mINP; optional re-ranking).
+
+    * ``metric``: distance between embeddings: ``euclidean``, ``sqeuclidean``, ``cosine``.
+    * ``normalisation``: ``l2`` normalises embeddings before anything else; ``none`` not.
+    * ``flip``: test-time augmentation, read by the engine (not by the evaluator): when
+      true the engine embeds each test image and its horizontal flip and averages the two
+      embeddings before calling ``evaluate``.
+    * ``query_expansion``: average query expansion: each query embedding is replaced by
+      the mean of itself and its ``query_expansion`` nearest gallery embeddings (0: off).
+    * ``rerank``: k-reciprocal re-ranking with ``k1``, ``k2``, ``lambda_value``
+      (needs the query-query and gallery-gallery distances: for large galleries this costs
+      ``4 * G * G`` bytes; ranking without it streams and needs far less).
+    * ``ranks``: the CMC ranks reported (``rank1``, ``rank5``...); ``max_rank``: the
+      length of the CMC curve kept in the result (at least ``max(ranks)``).
+    * ``protocol``: ``auto`` (``market`` when camera ids are known, else ``no-camera``),
+      ``market``, ``single-gallery-shot`` (CUHK03 classic; ``sgs_repeats`` draws seeded by
+      ``seed``) or ``no-camera``.
+    * ``average_precision``: ``standard`` (non-interpolated, as torchreid and fast-reid) or
+      ``interpolated`` (the official Market-1501 evaluation code).
+    * ``chunk_rows``: query rows per distance chunk (0: about 256 MB per chunk).
+    """
+
+    metric: Literal["euclidean", "sqeuclidean", "cosine"] = "euclidean"
+    normalisation: Literal["none", "l2"] = "none"
+    flip: bool = False
+    query_expansion: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    rerank: bool = False
+    k1: int = attrs.field(default=20, validator=attrs.validators.ge(1))
+    k2: int = attrs.field(default=6, validator=attrs.validators.ge(1))
+    lambda_value: float = attrs.field(default=0.3, validator=[attrs.validators.ge(0.0),
+                                                              attrs.validators.le(1.0)])
+    ranks: tuple[int, ...] = attrs.field(default=(1, 5, 10), converter=tuple,
+                                         validator=_positive_ranks)
+    max_rank: int = attrs.field(default=50, validator=attrs.validators.ge(1))
+    protocol: Literal["auto", "market", "single-gallery-shot", "no-camera"] = "auto"
+    average_precision: Literal["standard", "interpolated"] = "standard"
+    sgs_repeats: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+    seed: int = 0
+    chunk_rows: int = attrs.field(default=0, validator=attrs.validators.ge(0))

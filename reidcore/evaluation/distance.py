@@ -1,0 +1,118 @@
+"""Pairwise distances in torch, in chunks, on the features' device (the GPU when there).
+
+Metrics: ``"euclidean"`` (``||q - g||``), ``"sqeuclidean"`` (``||q - g||^2``) and
+``"cosine"`` (``1 - cos(q, g)``). Smaller is closer for all three. Results come back as
+float32 NumPy arrays on the CPU, one chunk of query rows at a time, so that nothing
+larger than ``chunk_rows x num_gallery`` exists at once beyond the features themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+import torch
+
+from reidcore.errors import ReidError
+
+Metric = Literal["euclidean", "sqeuclidean", "cosine"]
+METRICS: tuple[str, ...] = ("euclidean", "sqeuclidean", "cosine")
+
+DEFAULT_CHUNK_BYTES = 256 * 2**20
+"""Size of one chunk of the distance matrix (float32) when no row count is given."""
+
+
+def as_tensor(features) -> torch.Tensor:
+    """Features as a 2-d floating tensor (NumPy arrays are wrapped without a copy)."""
+    tensor = torch.as_tensor(features)
+    if tensor.ndim != 2:
+        raise ReidError(f"features must be 2-d (N x D), got shape {tuple(tensor.shape)}")
+    if not tensor.is_floating_point():
+        tensor = tensor.float()
+    return tensor
+
+
+def l2_normalise(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    return torch.nn.functional.normalize(features, p=2.0, dim=1, eps=eps)
+
+
+def check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ReidError(f"unknown distance metric '{metric}'; choose one of "
+                        f"{', '.join(METRICS)}")
+
+
+def chunk_rows(num_gallery: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+    return max(1, chunk_bytes // max(1, 4 * num_gallery))
+
+
+class _Prepared:
+    """Gallery-side quantities computed once and reused for every query chunk."""
+
+    def __init__(self, gallery: torch.Tensor, metric: str, dtype: torch.dtype):
+        self.metric = metric
+        gallery = gallery.to(dtype)
+        if metric == "cosine":
+            gallery = l2_normalise(gallery)
+            self.g_sq = None
+        else:
+            # a reduction without a gallery-sized temporary
+            self.g_sq = torch.linalg.vector_norm(gallery, dim=1).square_()
+        self.gallery_t = gallery.t()
+
+    def block(self, query: torch.Tensor) -> torch.Tensor:
+        query = query.to(self.gallery_t.dtype)
+        if self.metric == "cosine":
+            return torch.addmm(torch.ones((), dtype=query.dtype, device=query.device),
+                               l2_normalise(query), self.gallery_t, beta=1.0, alpha=-1.0)
+        q_sq = query.pow(2).sum(dim=1, keepdim=True)
+        out = torch.addmm(q_sq, query, self.gallery_t, beta=1.0, alpha=-2.0)
+        out.add_(self.g_sq.unsqueeze(0)).clamp_(min=0.0)
+        if self.metric == "euclidean":
+            out.sqrt_()
+        return out
+
+
+def _compute_dtype(query: torch.Tensor, gallery: torch.Tensor) -> torch.dtype:
+    if query.dtype == torch.float64 or gallery.dtype == torch.float64:
+        return torch.float64
+    return torch.float32
+
+
+def iter_distance_chunks(query, gallery, metric: Metric = "euclidean", *,
+                         rows: int | None = None,
+                         device: str | torch.device | None = None
+                         ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first_query_row, distances)`` for consecutive blocks of query rows.
+
+    ``distances`` is a float32 NumPy array of ``rows x num_gallery``; the computation runs
+    on ``device`` (default: the gallery's device).
+    """
+    check_metric(metric)
+    query = as_tensor(query)
+    gallery = as_tensor(gallery)
+    if query.shape[1] != gallery.shape[1]:
+        raise ReidError(f"query and gallery features differ in dimension: "
+                        f"{query.shape[1]} vs {gallery.shape[1]}")
+    device = torch.device(device) if device is not None else gallery.device
+    dtype = _compute_dtype(query, gallery)
+    rows = rows or chunk_rows(gallery.shape[0])
+    with torch.no_grad():
+        prepared = _Prepared(gallery.to(device), metric, dtype)
+        for start in range(0, query.shape[0], rows):
+            block = prepared.block(query[start:start + rows].to(device))
+            yield start, block.to(dtype=torch.float32, device="cpu").numpy()
+
+
+def pairwise_distance(query, gallery, metric: Metric = "euclidean", *,
+                      rows: int | None = None,
+                      device: str | torch.device | None = None) -> np.ndarray:
+    """The full ``num_query x num_gallery`` float32 distance matrix (computed in chunks)."""
+    query = as_tensor(query)
+    gallery = as_tensor(gallery)
+    out = np.empty((query.shape[0], gallery.shape[0]), np.float32)
+    for start, block in iter_distance_chunks(query, gallery, metric, rows=rows,
+                                             device=device):
+        out[start:start + block.shape[0]] = block
+    return out

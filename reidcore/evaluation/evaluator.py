@@ -1,0 +1,199 @@
+"""The builtin ``ranking`` evaluator and evaluation from features.
+
+:func:`evaluate_features` streams chunks of query rows through the distance computation
+(torch, on the features' device) and the ranking kernels, so the full query x gallery
+matrix never exists: an MSMT17-sized problem needs little more memory than its features.
+Re-ranking needs the three full distance matrices and does not stream.
+
+Flip test-time augmentation happens before this module: the engine reads
+``RankingConfig.flip`` and averages the embeddings of each image and its mirror image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reidcore.errors import ReidError
+from reidcore.evaluation.config import RankingConfig
+from reidcore.evaluation.distance import (
+    as_tensor,
+    check_metric,
+    chunk_rows,
+    iter_distance_chunks,
+    l2_normalise,
+    pairwise_distance,
+)
+from reidcore.evaluation.ranking import (
+    GalleryIndex,
+    RankResult,
+    combine,
+    prepare_labels,
+    rank_chunk,
+    rank_metrics,
+)
+from reidcore.records import FeatureSet
+
+logger = logging.getLogger("reid.evaluation")
+
+
+def resolve_protocol(protocol: str, have_camids: bool) -> str:
+    """``auto`` becomes ``market`` with camera ids and ``no-camera`` without."""
+    if protocol == "auto":
+        return "market" if have_camids else "no-camera"
+    return protocol
+
+
+def query_gallery_index_from_paths(query_paths: Sequence[str],
+                                   gallery_paths: Sequence[str]) -> np.ndarray | None:
+    """Gallery index of each query's own image (-1 if absent); None without paths."""
+    if not query_paths or not gallery_paths:
+        return None
+    where = {str(path): index for index, path in enumerate(gallery_paths)}
+    return np.array([where.get(str(path), -1) for path in query_paths], np.int64)
+
+
+def average_query_expansion(query, gallery, k: int, *, metric: str = "euclidean",
+                            normalise: bool = False, rows: int | None = None) -> torch.Tensor:
+    """Average query expansion: each query becomes the mean of itself and its ``k``
+    nearest gallery embeddings (re-normalised when ``normalise``)."""
+    query = as_tensor(query)
+    gallery = as_tensor(gallery)
+    if k <= 0:
+        return query
+    k = min(k, gallery.shape[0])
+    expanded = torch.empty_like(query)
+    with torch.no_grad():
+        for start, block in iter_distance_chunks(query, gallery, metric, rows=rows):
+            nearest = torch.from_numpy(block).topk(k, dim=1, largest=False).indices
+            neighbours = gallery[nearest.to(gallery.device)]  # rows x k x D
+            stop = start + block.shape[0]
+            expanded[start:stop] = (query[start:stop] + neighbours.sum(dim=1)) / (k + 1)
+    return l2_normalise(expanded) if normalise else expanded
+
+
+def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids=None,
+                      g_camids=None, *, metric: str = "euclidean",
+                      normalisation: str = "none", query_expansion: int = 0,
+                      rerank: bool = False, k1: int = 20, k2: int = 6,
+                      lambda_value: float = 0.3, protocol: str = "auto",
+                      max_rank: int = 50, average_precision: str = "standard",
+                      sgs_repeats: int = 10, seed: int = 0, rows: int | None = None,
+                      query_gallery_index=None) -> RankResult:
+    """Rank metrics from embeddings (see :class:`~reidcore.evaluation.config.RankingConfig`
+    for the options). Without re-ranking the distance matrix is streamed by query chunks.
+    """
+    check_metric(metric)
+    if normalisation not in ("none", "l2"):
+        raise ReidError(f"normalisation must be 'none' or 'l2', got '{normalisation}'")
+    query = as_tensor(query_features)
+    gallery = as_tensor(gallery_features)
+    if query.shape[1] != gallery.shape[1]:
+        raise ReidError(f"query and gallery features differ in dimension: "
+                        f"{query.shape[1]} vs {gallery.shape[1]}")
+    if normalisation == "l2":
+        query, gallery = l2_normalise(query), l2_normalise(gallery)
+    protocol = resolve_protocol(protocol, q_camids is not None and g_camids is not None)
+    num_q, num_g = query.shape[0], gallery.shape[0]
+    q_pids, g_pids, q_camids, g_camids = prepare_labels(
+        q_pids, g_pids, q_camids, g_camids, num_q, num_g, protocol)
+    if query_expansion > 0:
+        query = average_query_expansion(query, gallery, query_expansion, metric=metric,
+                                        normalise=normalisation == "l2", rows=rows)
+    if rerank:
+        from reidcore.evaluation.rerank import k_reciprocal_rerank
+
+        distmat = k_reciprocal_rerank(
+            pairwise_distance(query, gallery, metric, rows=rows),
+            pairwise_distance(query, query, metric, rows=rows),
+            pairwise_distance(gallery, gallery, metric, rows=rows),
+            k1=k1, k2=k2, lambda_value=lambda_value)
+        return rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids,
+                            max_rank=max_rank, protocol=protocol,
+                            average_precision=average_precision,
+                            query_gallery_index=query_gallery_index,
+                            sgs_repeats=sgs_repeats, seed=seed)
+    if query_gallery_index is not None:
+        query_gallery_index = np.asarray(query_gallery_index, np.int64)
+    index = GalleryIndex.build(g_pids, g_camids)
+    parts = []
+    rows = rows or chunk_rows(num_g)
+    for start, block in iter_distance_chunks(query, gallery, metric, rows=rows):
+        stop = start + block.shape[0]
+        parts.append(rank_chunk(
+            block, q_pids[start:stop], None if q_camids is None else q_camids[start:stop],
+            index, protocol=protocol, query_offset=start,
+            query_gallery_index=None if query_gallery_index is None
+            else query_gallery_index[start:stop],
+            max_rank=max_rank, sgs_repeats=sgs_repeats, seed=seed))
+        del block
+    return combine(parts, max_rank=max_rank, protocol=protocol,
+                   average_precision=average_precision)
+
+
+class RankingEvaluator:
+    """The builtin evaluator: ``evaluate(query, gallery)`` returns flat metrics.
+
+    Keys: ``mAP``, ``mINP``, ``rank<k>`` for each configured rank, ``num_valid_queries``
+    and ``num_skipped_queries``. The full :class:`RankResult` of the last call is kept in
+    ``last_result`` for reports (:meth:`write_report`) and pictures
+    (:meth:`ranked_results`).
+    """
+
+    def __init__(self, config: RankingConfig):
+        self.config = config
+        self.last_result: RankResult | None = None
+
+    def evaluate(self, query: FeatureSet, gallery: FeatureSet) -> Mapping[str, float]:
+        cfg = self.config
+        have_cams = query.camids is not None and gallery.camids is not None
+        protocol = resolve_protocol(cfg.protocol, have_cams)
+        self_index = None
+        if protocol == "no-camera":
+            self_index = query_gallery_index_from_paths(query.paths, gallery.paths)
+        max_rank = max(cfg.max_rank, *cfg.ranks)
+        result = evaluate_features(
+            query.features, gallery.features, query.pids, gallery.pids,
+            query.camids if have_cams else None, gallery.camids if have_cams else None,
+            metric=cfg.metric, normalisation=cfg.normalisation,
+            query_expansion=cfg.query_expansion, rerank=cfg.rerank, k1=cfg.k1, k2=cfg.k2,
+            lambda_value=cfg.lambda_value, protocol=protocol, max_rank=max_rank,
+            average_precision=cfg.average_precision, sgs_repeats=cfg.sgs_repeats,
+            seed=cfg.seed, rows=cfg.chunk_rows or None, query_gallery_index=self_index)
+        self.last_result = result
+        return result.summary(cfg.ranks)
+
+    def write_report(self, directory: str | Path, name: str = "eval",
+                     query_paths: Sequence[str] | None = None) -> dict[str, Path]:
+        """Write ``<name>_metrics.json`` and ``<name>_per_query.csv`` for the last call."""
+        if self.last_result is None:
+            raise RuntimeError("write_report needs a call to evaluate first")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        metrics = directory / f"{name}_metrics.json"
+        data = self.last_result.to_dict()
+        data.update(self.last_result.summary(self.config.ranks))
+        metrics.write_text(json.dumps(data, indent=2) + "\n")
+        per_query = self.last_result.write_per_query(directory / f"{name}_per_query.csv",
+                                                     query_paths)
+        return {"metrics": metrics, "per_query": per_query}
+
+    def ranked_results(self, query: FeatureSet, gallery: FeatureSet, path: str | Path, *,
+                       topk: int = 10, num_queries: int = 8, seed: int = 0):
+        """Save the ranked-results picture (PNG) for sampled queries; returns the path and
+        the image as an ``H x W x 3`` uint8 array (for TensorBoard's ``add_image``)."""
+        from reidcore.evaluation.visualize import save_ranked_results
+
+        cfg = self.config
+        return save_ranked_results(
+            path, query, gallery, metric=cfg.metric, normalisation=cfg.normalisation,
+            protocol=cfg.protocol, topk=topk, num_queries=num_queries, seed=seed)
+
+
+def build_ranking_evaluator(config: RankingConfig) -> RankingEvaluator:
+    return RankingEvaluator(config)
