@@ -54,6 +54,9 @@ def build_parser(plugins: Any) -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run directory (default: runs/<recipe>-<time>)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its last checkpoint")
+    run.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="train with N DistributedDataParallel processes (gloo on CPU, "
+                          "nccl on CUDA); under torchrun leave it out")
     run.set_defaults(func=command_run)
 
     check = subparsers.add_parser("check", parents=[common],
@@ -61,6 +64,11 @@ def build_parser(plugins: Any) -> argparse.ArgumentParser:
     _add_recipe_arguments(check)
     check.add_argument("--print", dest="print_resolved", action="store_true",
                        help="print the fully resolved recipe")
+    check.add_argument("--build", action="store_true",
+                       help="also build the method (meta device: no data, no memory) and "
+                            "print the parameter count of each named module")
+    check.add_argument("--json", action="store_true",
+                       help="with --build: machine-readable parameter counts")
     check.set_defaults(func=command_check)
 
     listing = subparsers.add_parser("plugins", parents=[common],
@@ -93,6 +101,27 @@ def command_check(args: argparse.Namespace, plugins: Any) -> int:
     from reidcore.recipe import dumps
 
     path, recipe = load_recipe(args, plugins)
+    if getattr(args, "build", False):
+        from reidcore.engine.build import (
+            build_method,
+            count_parameters,
+            expected_num_classes,
+            format_counts,
+        )
+
+        num_classes, note = expected_num_classes(recipe, plugins.registry)
+        method = build_method(recipe, plugins.registry, num_classes, meta=True)
+        counts = count_parameters(method.modules())
+        if args.json:
+            print(json.dumps({"recipe": str(path), "method": recipe.method.name,
+                              "num_classes": num_classes, **counts}, indent=2))
+            return 0
+        if args.print_resolved:
+            print(dumps(recipe), end="")
+        print(f"ok: {path} builds: method {recipe.method.name}, {num_classes} training "
+              f"identities" + (f" ({note})" if note else ""))
+        print(format_counts(counts))
+        return 0
     if args.print_resolved:
         print(dumps(recipe), end="")
     else:
@@ -102,11 +131,18 @@ def command_check(args: argparse.Namespace, plugins: Any) -> int:
 
 
 def command_run(args: argparse.Namespace, plugins: Any) -> int:
+    import os
+
     path, recipe = load_recipe(args, plugins)
+    # OpenMP threads that sleep instead of spinning while they wait: on a shared CPU,
+    # spinning threads make training several times slower (set it yourself to override).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from reidcore.engine.runner import run_recipe
 
+    if args.nproc < 1:
+        raise ReidError(f"--nproc must be at least 1, got {args.nproc}")
     summary = run_recipe(recipe, plugins, out=args.out, resume=args.resume,
-                         recipe_name=path.stem)
+                         recipe_name=path.stem, nproc=args.nproc)
     print(json.dumps(summary.get("metrics", {}), indent=2))
     return 0
 

@@ -1,0 +1,130 @@
+"""Optimizers, LR schedules and the record a method's ``configure_optimizers`` returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import torch
+
+from reidcore.engine.config import TrainConfig
+
+
+@attrs.define
+class Optimization:
+    """Named optimizers and their schedulers (``schedulers[name]`` steps ``optimizers[name]``).
+
+    The engine steps every scheduler once after each training step, checkpoints all of
+    them, and logs each optimizer's first-group LR as ``lr/<name>``.
+    """
+
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, Any] = attrs.field(factory=dict)
+
+
+def lr_factor(t: float, config: TrainConfig) -> float:
+    """The LR multiplier at (possibly fractional) epoch ``t`` (see TrainConfig's docstring)."""
+    warm = config.warmup_epochs
+    factor = 1.0
+    if warm > 0 and t < warm:
+        factor = config.warmup_factor + (1.0 - config.warmup_factor) * t / warm
+    if config.schedule == "multistep":
+        factor *= config.gamma ** sum(1 for m in config.milestones if t >= m)
+    elif config.schedule == "cosine" and t >= warm:
+        span = max(config.epochs - warm, 1e-12)
+        progress = min(max((t - warm) / span, 0.0), 1.0)
+        factor *= config.min_lr_factor + (1.0 - config.min_lr_factor) * 0.5 * (
+            1.0 + math.cos(math.pi * progress))
+    return factor
+
+
+def make_optimizer(groups: Mapping[str, Iterable[torch.nn.Parameter]], config: TrainConfig,
+                   lr: float | None = None, weight_decay: float | None = None,
+                   kind: str | None = None) -> torch.optim.Optimizer:
+    """One optimizer over named parameter groups; group ``g`` gets ``lr * lr_mult[g]``.
+
+    Groups keep their name (``param_group["name"]``) so freezing and logging can find them.
+    Parameters with ``requires_grad=False`` (e.g. BNNeck's bias) are left out.
+    """
+    base_lr = config.lr if lr is None else lr
+    decay = config.weight_decay if weight_decay is None else weight_decay
+    param_groups = []
+    for name, params in groups.items():
+        params = [p for p in params if p.requires_grad]
+        if params:
+            param_groups.append({"params": params, "name": name,
+                                 "lr": base_lr * config.lr_mult.get(name, 1.0)})
+    if not param_groups:
+        raise ValueError("no trainable parameters in " + ", ".join(groups))
+    kind = kind or config.optimizer
+    if kind == "sgd":
+        return torch.optim.SGD(param_groups, lr=base_lr, momentum=config.momentum,
+                               weight_decay=decay)
+    if kind == "adamw":
+        return torch.optim.AdamW(param_groups, lr=base_lr, weight_decay=decay)
+    return torch.optim.Adam(param_groups, lr=base_lr, weight_decay=decay)
+
+
+@attrs.define
+class Clock:
+    """Where the loop is: the engine moves it; :class:`ScheduledLR` reads it.
+
+    ``epoch`` and ``index`` (steps done in that epoch, of ``length``) give the position
+    ``t`` of the *next* step: whole epochs (``schedule_by = "epoch"``) or fractional."""
+
+    epoch: int = 0
+    index: int = 0
+    length: int = 1
+
+    def position(self, config: TrainConfig) -> float:
+        if config.schedule_by == "epoch":
+            return float(self.epoch)
+        return self.epoch + self.index / max(self.length, 1)
+
+    def start_epoch(self, epoch: int, length: int) -> None:
+        self.epoch, self.index, self.length = epoch, 0, max(length, 1)
+
+    def advance(self) -> None:
+        self.index += 1
+        if self.index >= self.length:
+            self.epoch, self.index = self.epoch + 1, 0
+
+
+class ScheduledLR:
+    """Sets every group's LR to ``initial_lr * lr_factor(clock position)``.
+
+    Stateless (the position comes from the engine's clock, which checkpoints restore), so
+    a resumed run gets exactly the LRs of an uninterrupted one. ``step()`` is called by the
+    engine after each training step; ``sync()`` when the clock was moved (resume).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, clock: Clock):
+        self.optimizer, self.config, self.clock = optimizer, config, clock
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.sync()
+
+    def sync(self) -> None:
+        factor = lr_factor(self.clock.position(self.config), self.config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+    def step(self) -> None:
+        self.sync()
+
+    def get_last_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.sync()
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                   clock: Clock | None = None) -> ScheduledLR:
+    """The ``[train]`` LR schedule for ``optimizer`` (warm-up, multistep/cosine/constant)."""
+    return ScheduledLR(optimizer, config, clock or Clock())

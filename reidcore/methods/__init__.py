@@ -1,0 +1,1 @@
+"""Methods: the ``baseline`` (strong baseline). Importing this package imports no torch."""

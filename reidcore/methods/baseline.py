@@ -1,0 +1,121 @@
+"""The ``baseline`` method: backbone + BNNeck + cross-entropy (label smoothing) + triplet."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from reidcore.engine.context import MethodContext
+from reidcore.engine.optim import Optimization
+from reidcore.methods.config import BaselineConfig
+from reidcore.models.heads import BNNeck, Classifier, Embedding
+
+DEFAULT_LOSSES = (("cross_entropy", 1.0), ("triplet", 1.0))
+
+
+class BaselineNetwork(nn.Module):
+    """``forward(images) -> {"features", "neck_features", "logits"}``."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, config: BaselineConfig):
+        super().__init__()
+        self.backbone = backbone
+        dim = int(backbone.feature_dim)
+        self.embedding = Embedding(dim, config.embedding_dim) if config.embedding_dim else None
+        dim = config.embedding_dim or dim
+        self.feature_dim = dim
+        self.neck = BNNeck(dim) if config.neck == "bnneck" else nn.Identity()
+        self.classifier = Classifier(dim, num_classes)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(images)
+        if self.embedding is not None:
+            features = self.embedding(features)
+        neck_features = self.neck(features)
+        out = {"features": features, "neck_features": neck_features}
+        if self.training:
+            out["logits"] = self.classifier(neck_features)
+        return out
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        groups = {"backbone": list(self.backbone.parameters()),
+                  "neck": list(self.neck.parameters()),
+                  "classifier": list(self.classifier.parameters())}
+        if self.embedding is not None:
+            groups["embedding"] = list(self.embedding.parameters())
+        return groups
+
+
+class Baseline:
+    """A :class:`reidcore.interfaces.Method`. Modules: ``network`` and ``losses`` (the latter
+    has parameters only with a center loss, trained by its own SGD optimizer ``center``).
+    A plain object, not an ``nn.Module``: ``modules()`` is the Method contract's."""
+
+    def __init__(self, config: BaselineConfig, context: MethodContext):
+        self.config = config
+        self.context = context
+        self.network = BaselineNetwork(context.build_backbone(), context.num_classes, config)
+        self.losses = context.build_losses(self.network.feature_dim, DEFAULT_LOSSES)
+        self.train_network = context.wrap(self.network)
+        self._optimization: Optimization | None = None
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        return {"network": self.network, "losses": self.losses}
+
+    def configure_optimizers(self) -> Optimization:
+        context = self.context
+        main = context.make_optimizer(self.network.parameter_groups())
+        optimizers = {"main": main}
+        schedulers = {"main": context.make_scheduler(main)}
+        center = [loss for loss in self.losses.losses if getattr(loss, "own_optimizer", None)]
+        if center:
+            optimizers["center"] = torch.optim.SGD(
+                [{"params": list(loss.parameters()), "lr": loss.lr, "name": "center"}
+                 for loss in center], lr=center[0].lr)
+        self._optimization = Optimization(optimizers, schedulers)
+        return self._optimization
+
+    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
+        if self._optimization is None:
+            self.configure_optimizers()
+        assert self._optimization is not None
+        precision = self.context.precision
+        device = self.context.device
+        images = batch["images"].to(device, non_blocking=True)
+        if self.context.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        pids = batch["pids"].to(device, non_blocking=True)
+        targets = {"pids": pids}
+        with precision.autocast():
+            outputs = self.train_network(images)
+        total, parts = self.losses(outputs, targets)
+        for optimizer in self._optimization.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        precision.backward(total)
+        if "center" in self._optimization.optimizers:
+            # the strong baseline's trick: centers learn at their own rate, whatever the weight
+            for loss, weight in zip(self.losses.losses, self.losses.weights, strict=True):
+                if getattr(loss, "own_optimizer", None) and weight > 0:
+                    for p in loss.parameters():
+                        if p.grad is not None:
+                            p.grad.mul_(1.0 / weight)
+        for optimizer in self._optimization.optimizers.values():
+            precision.step(optimizer)
+        metrics = {"loss": float(total.detach())}
+        metrics.update({f"loss/{name}": float(value.detach()) for name, value in parts.items()})
+        logits = outputs.get("logits")
+        if logits is not None:
+            metrics["accuracy"] = float((logits.detach().argmax(1) == pids).float().mean())
+        return metrics
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        outputs = self.network(images)
+        key = "neck_features" if self.config.retrieval == "after_neck" else "features"
+        return outputs[key]
+
+
+def build(config: BaselineConfig, *, context: MethodContext) -> Baseline:
+    return Baseline(config, context)

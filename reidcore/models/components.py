@@ -1,0 +1,18 @@
+"""The core's backbone components (registered by ``reidcore.builtin``)."""
+
+from __future__ import annotations
+
+from reidcore.models.config import IbnResNetConfig, TimmBackboneConfig
+from reidcore.registry import ComponentSpec
+
+
+def backbone_specs() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(name="timm", kind="backbone", config=TimmBackboneConfig,
+                      build="reidcore.models.timm_backbone:build",
+                      summary="any timm CNN (model = \"resnet50\", ...) with last_stride and "
+                              "avg/max/GeM pooling"),
+        ComponentSpec(name="resnet_ibn_a", kind="backbone", config=IbnResNetConfig,
+                      build="reidcore.models.ibn:build",
+                      summary="ResNet-50/101-IBN-a (instance-batch norm), as in fast-reid"),
+    ]

@@ -1,0 +1,77 @@
+"""Loading weights from local files, refusing pickled code and reporting key mismatches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reidcore.errors import ReidError
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a ``.safetensors`` file or a ``.pth``/``.pt`` file (``weights_only``).
+
+    A ``.pth`` holding ``{"state_dict": ...}`` or ``{"model": ...}`` is unwrapped.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ReidError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return dict(load_file(str(path), device="cpu"))
+    try:
+        data: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError for pickled code, and corrupt files
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise ReidError(f"cannot load weights from {path} (only tensors are accepted, never "
+                        f"pickled code): {type(exc).__name__}: {first_line}") from None
+    for key in ("state_dict", "model", "module"):
+        if isinstance(data, Mapping) and key in data and isinstance(data[key], Mapping):
+            data = data[key]
+            break
+    if not isinstance(data, Mapping):
+        raise ReidError(f"{path} does not hold a state dict (got {type(data).__name__})")
+    return {str(k): v for k, v in data.items() if isinstance(v, torch.Tensor)}
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    if state and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix):]: value for key, value in state.items()}
+    return dict(state)
+
+
+def _summarise(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
+                 ignore_unexpected: Iterable[str] = ()) -> None:
+    """Load ``state`` into ``module``; raise :class:`ReidError` naming missing, unexpected
+    and wrongly shaped keys. Unexpected keys starting with a prefix in
+    ``ignore_unexpected`` (e.g. an ImageNet classifier ``fc.``) are dropped silently."""
+    state = strip_prefix(state, "module.")
+    ignore = tuple(ignore_unexpected)
+    own = module.state_dict()
+    state = {k: v for k, v in state.items()
+             if not (ignore and k.startswith(ignore) and k not in own)}
+    shape_errors = [f"{k} (file {tuple(v.shape)}, model {tuple(own[k].shape)})"
+                    for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_summarise(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_summarise(unexpected)}")
+    if shape_errors:
+        problems.append(f"wrong shapes: {_summarise(shape_errors)}")
+    if problems:
+        raise ReidError(f"weights from {source} do not match {type(module).__name__}: "
+                        + "; ".join(problems))
+    module.load_state_dict(state, strict=True)
