@@ -51,7 +51,7 @@ def reid_recipe_dirs() -> list[Path]:
     return [Path(__file__).parent / "recipes"]
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # the core's commands are listed before the plugins'
 def reid_add_commands(subparsers: argparse._SubParsersAction) -> None:
     from reidcore.commands import add_core_commands
 

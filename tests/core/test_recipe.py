@@ -35,10 +35,10 @@ def test_four_kinds_of_problem_are_reported_together_with_paths():
     assert set(problems) == {"$.trian", "$.data.source[0].name", "$.backbone.depth",
                              "$.backbone.last_stride"}
     assert "did you mean 'train'" in problems["$.trian"]
-    assert "unknown dataset 'fake_markt' (did you mean 'fake_market'?)" in problems["$.data.source[0].name"]
+    source_name = problems["$.data.source[0].name"]
+    assert "unknown dataset 'fake_markt' (did you mean 'fake_market'?)" in source_name
     assert "installed datasets: fake_duke, fake_market" in problems["$.data.source[0].name"]
-    assert problems["$.backbone.depth"] == "expected one of 50, 18, got 'fifty'" or \
-        problems["$.backbone.depth"].startswith("expected one of 18, 50, got 'fifty'")
+    assert problems["$.backbone.depth"] == "expected one of 18, 50, got 'fifty'"
     assert problems["$.backbone.last_stride"] == "expected one of 1, 2, got 3"
     assert message.startswith("recipe r.toml has 4 problem(s):")
 

@@ -1,0 +1,74 @@
+"""Direct transfer vs CUT-reid on the built-in synthetic -> "real"-style pair.
+
+Both train on the labelled synthetic-style source for the same number of epochs and steps
+(the same P x K source batches) and are tested on the real-style query/gallery; CUT-reid
+also sees unlabelled real-style target images. Prints mAP / rank-1 per seed and the mean
+and standard deviation; nothing is asserted (see TESTING.md: benchmarks print figures).
+
+    python plugins/cut-reid/benchmarks/synthetic_transfer.py --seeds 0 1 2 --epochs 10
+
+The baseline is the core's ``baseline`` method on a randomly initialised timm ResNet-18
+(no pretrained weights, like CUT-reid's branch) with the synthetic recipe's loader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+RECIPE = Path(__file__).resolve().parents[1] / "reid_plugin_cut_reid" / "recipes" / (
+    "cut-reid-synthetic.toml")
+
+
+def baseline_raw(cut: dict) -> dict:
+    loader = dict(cut["loader"])
+    loader["normalize"] = "imagenet"
+    return {"name": "synthetic-direct-transfer", "method": {"name": "baseline"},
+            "backbone": {"name": "timm", "model": "resnet18", "last_stride": 1},
+            "data": {"source": cut["data"]["source"], "test": cut["data"]["test"]},
+            "loader": loader,
+            "train": {**cut["train"], "optimizer": "adam", "lr": 3.5e-4,
+                      "schedule": "cosine", "warmup_epochs": 1.0},
+            "evaluate": {"name": "ranking"}}
+
+
+def main() -> None:
+    from reidcore.engine.runner import run_recipe
+    from reidcore.plugins import get_plugins
+    from reidcore.recipe import read_toml, resolve
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    plugins = get_plugins()
+    cut = read_toml(RECIPE)
+    if args.epochs:
+        cut["train"]["epochs"] = args.epochs
+        cut["train"]["eval_every"] = args.epochs
+    cut["train"]["device"] = args.device
+    raws = {"direct transfer (baseline)": baseline_raw(cut), "cut_reid": cut}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in raws}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            for name, raw in raws.items():
+                recipe = resolve({**raw, "seed": seed}, name, plugins.registry, plugins.hook)
+                summary = run_recipe(recipe, plugins, out=Path(tmp) / f"{name[:8]}-{seed}",
+                                     recipe_name=recipe.name, quiet=True)
+                metrics = summary["metrics"]["synthetic"]
+                results[name].append((metrics["mAP"], metrics["rank1"]))
+                print(f"seed {seed:3d}  {name:28s} mAP {100 * metrics['mAP']:6.2f}  "
+                      f"rank-1 {100 * metrics['rank1']:6.2f}", flush=True)
+    print("\nmethod                        mAP mean (sd)    rank-1 mean (sd)   seeds")
+    for name, values in results.items():
+        maps, r1s = [100 * v[0] for v in values], [100 * v[1] for v in values]
+        sd = (statistics.stdev(maps), statistics.stdev(r1s)) if len(values) > 1 else (0, 0)
+        print(f"{name:28s} {statistics.mean(maps):6.2f} ({sd[0]:4.2f})   "
+              f"{statistics.mean(r1s):6.2f} ({sd[1]:4.2f})      {len(values)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""reid-plugin-cut-reid: Synth-ReID (CUT translation + joint re-ID) for reid."""

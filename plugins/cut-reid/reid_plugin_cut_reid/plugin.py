@@ -1,0 +1,148 @@
+"""Hook module of reid-plugin-cut-reid: config classes and specs only, no torch import."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from reidcore import hookimpl
+from reidcore.errors import RecipeProblem
+from reidcore.registry import ComponentSpec
+
+from reid_plugin_cut_reid.config import (
+    CutReidConfig,
+    FeatureMatchingConfig,
+    FIDConfig,
+    LSGANConfig,
+    PatchDiscriminatorConfig,
+    PatchNCEConfig,
+    ResnetGeneratorConfig,
+)
+
+_PKG = "reid_plugin_cut_reid"
+METHOD = "cut_reid"
+ROLES = {"translator": "resnet_generator", "discriminator": "patch_discriminator"}
+_RUN: dict[str, str | None] = {"dir": None}
+
+
+@hookimpl
+def reid_generators() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(name="resnet_generator", kind="generator", config=ResnetGeneratorConfig,
+                      build=f"{_PKG}.networks:build_generator",
+                      example=f"{_PKG}.networks:image_example",
+                      summary="ResNet encoder-decoder (ngf 64, 2 down, 9 blocks, IN, reflect "
+                              "pad); Synth-ReID or anti-aliased CUT style"),
+        ComponentSpec(name="patch_discriminator", kind="generator",
+                      config=PatchDiscriminatorConfig,
+                      build=f"{_PKG}.networks:build_discriminator",
+                      example=f"{_PKG}.networks:image_example",
+                      summary="PatchGAN discriminator (1x32x16 map at 256x128, Synth-ReID) "
+                              "or CUT's 70x70 PatchGAN"),
+    ]
+
+
+@hookimpl
+def reid_losses() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(name="lsgan", kind="loss", config=LSGANConfig,
+                      build=f"{_PKG}.losses:build_lsgan",
+                      example=f"{_PKG}.losses:lsgan_example",
+                      summary="least-squares GAN loss (generator or discriminator role)"),
+        ComponentSpec(name="feature_matching", kind="loss", config=FeatureMatchingConfig,
+                      build=f"{_PKG}.losses:build_feature_matching",
+                      example=f"{_PKG}.losses:feature_matching_example",
+                      summary="adversarial feature matching: MSE between discriminator "
+                              "layer outputs (or their Gram matrices)"),
+        ComponentSpec(name="patch_nce", kind="loss", config=PatchNCEConfig,
+                      build=f"{_PKG}.losses:build_patch_nce",
+                      example=f"{_PKG}.losses:patch_nce_example",
+                      summary="CUT's PatchNCE with per-layer MLP heads, negatives from the "
+                              "same image; optional identity term"),
+    ]
+
+
+@hookimpl
+def reid_evaluators() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(name="fid", kind="evaluator", config=FIDConfig,
+                      build=f"{_PKG}.fid:build_fid",
+                      summary="Frechet distance between two feature sets; Inception-v3 "
+                              "features from a local weights file"),
+    ]
+
+
+@hookimpl
+def reid_methods() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(name=METHOD, kind="method", config=CutReidConfig,
+                      build=f"{_PKG}.method:build", example=f"{_PKG}.method:method_example",
+                      summary="Synth-ReID: CUT translation (PatchNCE + LSGAN + feature "
+                              "matching) with a joint ResNet re-ID branch"),
+    ]
+
+
+@hookimpl
+def reid_validate_recipe(recipe: Any, registry: Any) -> list[RecipeProblem]:
+    """A cut_reid recipe: target data, tanh normalisation, its own loss weights, and
+    only the translator / discriminator roles with components that fit them."""
+    if recipe.method.name != METHOD:
+        return []
+    problems = []
+    if not recipe.data.target:
+        problems.append(RecipeProblem("$.data.target", "cut_reid needs unlabelled target "
+                                      "images: add a [[data.target]] dataset"))
+    if recipe.loader.normalize != "tanh":
+        problems.append(RecipeProblem("$.loader.normalize", f"cut_reid's generator works in "
+                                      f"[-1, 1]: expected 'tanh', got "
+                                      f"{recipe.loader.normalize!r}"))
+    if recipe.losses:
+        problems.append(RecipeProblem("$.losses", "cut_reid sets its loss weights in "
+                                      "[method] (weight_gen, weight_dis, weight_nce, "
+                                      "weight_idt, weight_sim, weight_x, weight_t); remove "
+                                      "[[losses]]"))
+    for role, section in recipe.generators.items():
+        if role not in ROLES:
+            problems.append(RecipeProblem(f"$.generators.{role}", f"cut_reid uses the roles "
+                                          f"{', '.join(ROLES)}; got unknown role '{role}'"))
+        elif section.name != ROLES[role]:
+            problems.append(RecipeProblem(f"$.generators.{role}.name", f"cut_reid's {role} "
+                                          f"must be '{ROLES[role]}', got '{section.name}'"))
+    if getattr(recipe.evaluate.config, "flip", False) and getattr(
+            recipe.method.config, "eval_flip", False):
+        problems.append(RecipeProblem("$.evaluate.flip", "cut_reid adds the flipped "
+                                      "image's feature itself (method eval_flip); set the "
+                                      "evaluator's flip = false"))
+    return problems
+
+
+@hookimpl
+def reid_run_start(run: Any) -> None:
+    """Remember the run directory so cut_reid can write translation grids into it."""
+    if getattr(getattr(run.recipe, "method", None), "name", None) == METHOD:
+        _RUN["dir"] = run.run_dir
+
+
+@hookimpl
+def reid_run_end(run: Any, summary: Mapping[str, Any]) -> None:
+    if _RUN["dir"] == run.run_dir:
+        _RUN["dir"] = None
+
+
+def current_run_dir() -> str | None:
+    """The directory of the cut_reid run in progress in this process (None outside one)."""
+    return _RUN["dir"]
+
+
+@hookimpl
+def reid_add_commands(subparsers: Any) -> None:
+    from reid_plugin_cut_reid.commands import add_commands
+
+    add_commands(subparsers)
+
+
+@hookimpl
+def reid_recipe_dirs() -> list[Path]:
+    return [Path(str(files(_PKG) / "recipes"))]

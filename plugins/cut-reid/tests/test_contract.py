@@ -1,0 +1,28 @@
+"""The core's contract checks over every component this plugin registers."""
+
+import pytest
+from reidcore.testing import check_component, components_of, spec_id
+
+
+@pytest.mark.parametrize("spec", components_of("reid-plugin-cut-reid"), ids=spec_id)
+def test_contract(spec):
+    check_component(spec)
+
+
+def test_registers_what_the_readme_lists():
+    names = {(spec.kind.value, spec.name) for spec in components_of("reid-plugin-cut-reid")}
+    assert {("generator", "resnet_generator"), ("generator", "patch_discriminator"),
+            ("loss", "lsgan"), ("loss", "feature_matching"), ("loss", "patch_nce"),
+            ("evaluator", "fid")} <= names
+
+
+def test_hook_module_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, reid_plugin_cut_reid.plugin as p; p.reid_generators(); "
+            "p.reid_losses(); p.reid_evaluators(); p.reid_methods(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

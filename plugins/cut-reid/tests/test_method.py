@@ -1,0 +1,207 @@
+"""The cut_reid method: step order, joint training, optimizers and schedules (notes A.7),
+the evaluation feature (A.8), recipe validation and the packaged recipes."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from reidcore.errors import RecipeError
+
+from reid_plugin_cut_reid.config import CutReidConfig
+from reid_plugin_cut_reid.method import CutReid, method_example, save_translation_grid
+
+
+def make(**options):
+    torch.manual_seed(0)
+    return CutReid(CutReidConfig(num_patches=16, reid_layers=[1, 1, 1], reid_width=8,
+                                 **options), **method_example())
+
+
+def batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"images": torch.rand(4, 3, 64, 32, generator=g) * 2 - 1,
+            "pids": torch.tensor([0, 0, 1, 1]),
+            "target": {"images": torch.rand(4, 3, 64, 32, generator=g) * 2 - 1}}
+
+
+def record_steps(method):
+    order = []
+    for name, optimizer in method.configure_optimizers().optimizers.items():
+        original = optimizer.step
+
+        def step(*args, _name=name, _original=original, **kwargs):
+            order.append(_name)
+            return _original(*args, **kwargs)
+
+        optimizer.step = step
+    return order
+
+
+def test_training_step_runs_g_step_then_d_step():
+    method = make()
+    order = record_steps(method)
+    metrics = method.training_step(batch(), 0)
+    assert order == ["translator", "nce", "reid", "discriminator"]
+    expected = {"loss", "loss/gen", "loss/sim", "loss/nce", "loss/reid_ce", "accuracy",
+                "loss/generator", "loss/d_real", "loss/d_fake", "loss/d_sim",
+                "loss/discriminator"}
+    assert expected <= set(metrics)
+    assert all(isinstance(v, float) and v == v for v in metrics.values())
+
+
+def test_without_guide_the_reid_branch_steps_last_on_detached_features():
+    method = make(guide_gen=False)
+    order = record_steps(method)
+    method.training_step(batch(), 0)
+    assert order == ["translator", "nce", "discriminator", "reid"]
+
+
+@pytest.mark.parametrize("guide", [True, False])
+def test_reid_loss_reaches_the_encoder_only_with_guide(guide):
+    # every weight but the re-ID one is 0: the encoder's gradient is the re-ID loss's
+    method = make(guide_gen=guide, weight_gen=0.0, weight_dis=0.0, weight_nce=0.0,
+                  weight_sim=0.0)
+    method.configure_optimizers()
+    method.training_step(batch(), 0)
+    grads = [p.grad for p in method.translator.encoder.parameters()]
+    norm = sum(float(g.abs().sum()) for g in grads if g is not None)
+    assert (norm > 0) == guide
+
+
+def test_discriminator_is_not_updated_by_the_generator_loss():
+    method = make()
+    method.configure_optimizers()
+    d_opt = method._optimization.optimizers["discriminator"]  # noqa: SLF001
+    seen = {}
+    original = d_opt.zero_grad
+
+    def zero_grad(*args, **kwargs):
+        # just before the D step: the G step must have left no gradient on D
+        seen["grads"] = [p.grad for p in method.discriminator.parameters()]
+        return original(*args, **kwargs)
+
+    d_opt.zero_grad = zero_grad
+    method.training_step(batch(), 0)
+    assert all(g is None for g in seen["grads"])
+
+
+def test_identity_nce_option_adds_a_term():
+    method = make(weight_idt=0.5)
+    metrics = method.training_step(batch(), 0)
+    assert "loss/idt" in metrics and metrics["loss/idt"] > 0
+
+
+def test_optimizers_follow_the_notes():
+    method = make()
+    opt = method.configure_optimizers().optimizers
+    assert set(opt) == {"translator", "discriminator", "nce", "reid"}
+    for name in ("translator", "discriminator", "reid"):
+        group = opt[name].param_groups[0]
+        assert isinstance(opt[name], torch.optim.Adam)
+        assert group["lr"] == 2e-4 and group["betas"] == (0.5, 0.999)
+        assert group["weight_decay"] == 5e-4
+    heads = opt["nce"].param_groups[0]
+    assert heads["betas"] == (0.5, 0.99) and heads["weight_decay"] == 5e-3
+    # the BNNeck bias is frozen and left out
+    reid_params = {id(p) for p in opt["reid"].param_groups[0]["params"]}
+    assert id(method.reid.neck.bias) not in reid_params
+
+
+@pytest.mark.parametrize("epoch, main, reid", [(0, 2e-4, 2e-4), (29, 2e-4, 2e-4),
+                                               (30, 2e-4, 2e-5), (39, 2e-4, 2e-5),
+                                               (40, 2e-5, 2e-6), (59, 2e-5, 2e-6)])
+def test_schedules_step_per_epoch(epoch, main, reid):
+    method = make()
+    optimization = method.configure_optimizers()
+    method.context.clock.start_epoch(epoch, 10)
+    for scheduler in optimization.schedulers.values():
+        scheduler.step()
+    lrs = {n: o.param_groups[0]["lr"] for n, o in optimization.optimizers.items()}
+    assert lrs["translator"] == pytest.approx(main)
+    assert lrs["discriminator"] == pytest.approx(main)
+    assert lrs["nce"] == pytest.approx(main)
+    assert lrs["reid"] == pytest.approx(reid)
+
+
+def test_embedding_adds_the_flipped_images_feature():
+    method = make()
+    for module in method.modules().values():
+        module.eval()
+    images = batch()["images"]
+    summed = method.embed(images)
+    method.config.eval_flip = False
+    single = method.embed(images)
+    flipped = method.embed(images.flip(3))
+    assert summed.shape == (4, 8 * 4 * 4)
+    assert torch.allclose(summed, single + flipped, atol=1e-5)
+
+
+def test_translation_grid(tmp_path):
+    from PIL import Image
+
+    images = {k: torch.rand(3, 3, 16, 8) * 2 - 1 for k in ("source", "translated", "target")}
+    path = save_translation_grid(images, tmp_path / "t" / "grid.png")
+    with Image.open(path) as image:
+        # 3 columns and 3 rows of 16x8 images with 2-pixel padding
+        assert image.size == (3 * (8 + 2) + 2, 3 * (16 + 2) + 2)
+
+
+# --- recipes ----------------------------------------------------------------------------------
+
+RECIPES = Path(__file__).resolve().parents[1] / "reid_plugin_cut_reid" / "recipes"
+
+
+def resolve(raw):
+    from reidcore.plugins import get_plugins
+    from reidcore.recipe import resolve as resolve_recipe
+
+    plugins = get_plugins()
+    return resolve_recipe(raw, "test.toml", plugins.registry, plugins.hook)
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.toml")), ids=lambda p: p.stem)
+def test_packaged_recipes_are_valid(path):
+    from reidcore.recipe import read_toml
+
+    recipe = resolve(read_toml(path))
+    assert recipe.name == path.stem
+
+
+def test_expected_recipes_are_packaged():
+    assert {p.stem for p in RECIPES.glob("*.toml")} >= {
+        "cut-reid-gta2market", "cut-reid-gta2duke", "cut-reid-gta2cuhk03",
+        "gta2market-baseline", "cut-reid-synthetic"}
+
+
+def test_validation_reports_every_cut_reid_problem():
+    raw = {"method": {"name": "cut_reid"},
+           "generators": {"translator": {"name": "patch_discriminator"},
+                          "painter": {"name": "resnet_generator"}},
+           "losses": [{"name": "lsgan"}],
+           "data": {"source": [{"name": "synthetic"}]},
+           "evaluate": {"name": "ranking", "flip": True}}
+    with pytest.raises(RecipeError) as info:
+        resolve(raw)
+    paths = {p.path for p in info.value.problems}
+    assert paths == {"$.data.target", "$.loader.normalize", "$.losses",
+                     "$.generators.translator.name", "$.generators.painter",
+                     "$.evaluate.flip"}
+
+
+def test_paper_recipe_builds_the_paper_networks(capsys):
+    # `reid check --build` builds the method on the meta device: every count of the notes
+    # (A.10 check 1) for the GTASynthReid recipe, 538 source identities
+    import json
+
+    from reidcore.cli import main
+
+    assert main(["check", "cut-reid-gta2market", "--build", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_classes"] == 538
+    assert report["modules"] == {
+        "translator": 11_375_235, "translator.encoder": 10_997_184,
+        "translator.decoder": 378_051, "discriminator": 2_763_841,
+        "discriminator.model": 2_763_841, "nce": 560_384, "nce.heads": 560_384,
+        "reid": 24_389_146, "reid.stages": 23_282_688, "reid.neck": 4_096,
+        "reid.classifier": 1_102_362}
+    assert report["total"] - report["trainable"] == 2_048  # the frozen BNNeck bias
