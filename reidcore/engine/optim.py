@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -69,7 +69,7 @@ def make_optimizer(groups: Mapping[str, Iterable[torch.nn.Parameter]], config: T
 
 @attrs.define
 class Clock:
-    """Where the loop is: the engine moves it; :class:`ScheduledLR` reads it.
+    """Where the loop is: the engine moves it; :class:`ClockLR` reads it.
 
     ``epoch`` and ``index`` (steps done in that epoch, of ``length``) give the position
     ``t`` of the *next* step: whole epochs (``schedule_by = "epoch"``) or fractional."""
@@ -92,22 +92,25 @@ class Clock:
             self.epoch, self.index = self.epoch + 1, 0
 
 
-class ScheduledLR:
-    """Sets every group's LR to ``initial_lr * lr_factor(clock position)``.
+class ClockLR:
+    """Sets every group's LR to ``initial_lr * factor(clock)``.
 
     Stateless (the position comes from the engine's clock, which checkpoints restore), so
     a resumed run gets exactly the LRs of an uninterrupted one. ``step()`` is called by the
-    engine after each training step; ``sync()`` when the clock was moved (resume).
+    engine after each training step; ``sync()`` when the clock was moved (resume). A method
+    with its own schedule (a paper's step decay, say) passes its own ``factor`` function
+    and the context's clock; :func:`make_scheduler` builds the ``[train]`` one.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, clock: Clock):
-        self.optimizer, self.config, self.clock = optimizer, config, clock
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: Callable[[Clock], float],
+                 clock: Clock):
+        self.optimizer, self.factor, self.clock = optimizer, factor, clock
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self.sync()
 
     def sync(self) -> None:
-        factor = lr_factor(self.clock.position(self.config), self.config)
+        factor = self.factor(self.clock)
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
 
@@ -125,6 +128,7 @@ class ScheduledLR:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
-                   clock: Clock | None = None) -> ScheduledLR:
+                   clock: Clock | None = None) -> ClockLR:
     """The ``[train]`` LR schedule for ``optimizer`` (warm-up, multistep/cosine/constant)."""
-    return ScheduledLR(optimizer, config, clock or Clock())
+    return ClockLR(optimizer, lambda now: lr_factor(now.position(config), config),
+                   clock or Clock())

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from reidcore.engine.optim import Clock, Optimization
+from reidcore.engine.optim import Clock, ClockLR, Optimization
 from reidcore.errors import ReidError
 from reidcore.registry import Kind
 from torch import nn
@@ -45,37 +45,12 @@ TRANSLATOR, DISCRIMINATOR = "translator", "discriminator"
 DEFAULT_COMPONENTS = {TRANSLATOR: "resnet_generator", DISCRIMINATOR: "patch_discriminator"}
 
 
-class EpochMultiStep:
+def epoch_multistep(optimizer: torch.optim.Optimizer, milestones: Sequence[int],
+                    gamma: float, clock: Clock) -> ClockLR:
     """LR = initial LR * gamma^(number of milestones <= the current epoch), read from the
     engine's clock (stateless, like the core's schedules, so a resumed run matches)."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, milestones: Sequence[int],
-                 gamma: float, clock: Clock):
-        self.optimizer, self.milestones, self.gamma, self.clock = (
-            optimizer, list(milestones), gamma, clock)
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.sync()
-
-    def factor(self, epoch: int) -> float:
-        return self.gamma ** sum(1 for m in self.milestones if epoch >= m)
-
-    def sync(self) -> None:
-        factor = self.factor(self.clock.epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
-
-    def step(self) -> None:
-        self.sync()
-
-    def get_last_lr(self) -> list[float]:
-        return [group["lr"] for group in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.sync()
+    steps = list(milestones)
+    return ClockLR(optimizer, lambda now: gamma ** sum(1 for m in steps if now.epoch >= m), clock)
 
 
 def _requires_grad(module: nn.Module, flag: bool) -> None:
@@ -145,7 +120,7 @@ class CutReid:
         }
         if getattr(context, "clock", None) is None:
             context.clock = Clock(length=getattr(context, "steps_per_epoch", 1))
-        schedulers = {name: EpochMultiStep(opt, c.reid_milestones if name == "reid"
+        schedulers = {name: epoch_multistep(opt, c.reid_milestones if name == "reid"
                                            else c.milestones, c.gamma, context.clock)
                       for name, opt in optimizers.items()}
         self._optimization = Optimization(optimizers, schedulers)
