@@ -1,0 +1,252 @@
+"""The ``flipreid`` method: the FlipReID structure around the FlipReID network.
+
+Per training step (``variant = "flipreid"``): the network embeds the batch and its
+horizontal flip (two calls, shared weights); each of the three embeddings is merged as
+the mean of the two views; every loss of the recipe is applied to each embedding and
+summed over the embeddings, with ``outputs`` per embedding::
+
+    features           the merged embedding (triplet)
+    logits             that embedding's head on the merged embedding (cross-entropy)
+    features_original  the embedding of the images        (flipping loss)
+    features_flipped   the embedding of the flipped images
+
+so the total is ``sum_e triplet(merged_e) + sum_e CE(head_e(merged_e)) + L_flip``. The
+variants ``flip_tta`` and ``plain`` train on the images alone (no flipping loss) and embed
+with and without flip averaging. ``embed`` concatenates the three embeddings (4096-d for
+ResNet-50); recipes rank them with the cosine distance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from reid_plugin_flipreid.config import FlipReIDConfig
+from reid_plugin_flipreid.losses import FlippingLoss
+from reid_plugin_flipreid.networks import FlipReIDNetwork, build_network
+from reid_plugin_flipreid.schedule import flipreid_lr
+
+FLIP_VARIANTS = ("flipreid",)
+TTA_VARIANTS = ("flipreid", "flip_tta")
+
+
+def default_losses(variant: str) -> list[tuple[str, dict[str, Any], float]]:
+    """(component, options, weight) when the recipe lists no ``[[losses]]``: the official
+    code's soft-margin batch-hard triplet, unsmoothed cross-entropy and (with the flip
+    structure) the flipping loss, all with weight 1."""
+    losses = [("triplet", {"soft_margin": True, "normalize": False}, 1.0),
+              ("cross_entropy", {"label_smoothing": 0.0}, 1.0)]
+    if variant in FLIP_VARIANTS:
+        losses.append(("flipping", {}, 1.0))
+    return losses
+
+
+class PhaseLR:
+    """FlipReID's per-epoch LR for one optimizer of one phase, read from the engine's clock.
+
+    ``start`` is the first epoch of the phase (the schedule restarts there); like the
+    engine's schedulers it is stateless, so a resumed run gets the same LRs.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, clock: Any, start: int,
+                 config: FlipReIDConfig, steps_per_epoch: int):
+        self.optimizer, self.clock, self.start, self.config = optimizer, clock, start, config
+        self.steps_per_epoch = steps_per_epoch
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.sync()
+
+    def factor(self, epoch: int) -> float:
+        c = self.config
+        return flipreid_lr(max(epoch - self.start, 0), 1.0, c.lr_floor, c.warmup_epochs,
+                           c.drop_every, c.drop_factor)
+
+    def sync(self) -> None:
+        factor = self.factor(int(self.clock.epoch))
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+    def step(self) -> None:
+        self.sync()
+
+    def get_last_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.sync()
+
+
+class FlipReID:
+    """A :class:`reidcore.interfaces.Method`: modules ``network`` and ``losses``."""
+
+    def __init__(self, config: FlipReIDConfig, context: Any):
+        from reidcore.errors import ReidError
+        from reidcore.losses.losses import WeightedLoss
+
+        self.config = config
+        self.context = context
+        backbone = context.build_backbone(default="timm")
+        try:
+            self.network: FlipReIDNetwork = build_network(
+                backbone, context.num_classes, region_num=config.region_num,
+                gem_p=config.gem_p, gem_trainable=config.gem_trainable, clip=config.clip,
+                bn_eps=config.bn_eps, bn_momentum=config.bn_momentum)
+        except ValueError as exc:
+            raise ReidError(f"flipreid: {exc}") from None
+        self.flip_structure = config.variant in FLIP_VARIANTS
+        if context.recipe.losses:
+            self.losses = context.build_losses(self.network.feature_dim)
+        else:
+            names, modules, weights = [], [], []
+            for name, options, weight in default_losses(config.variant):
+                spec = context.registry.get("loss", name)
+                names.append(name)
+                modules.append(spec.create(spec.config(**options)))
+                weights.append(weight)
+            self.losses = WeightedLoss(names, modules, weights)
+        if not self.flip_structure and any(isinstance(loss, FlippingLoss)
+                                           for loss in self.losses.losses):
+            raise ReidError(f"flipreid: the flipping loss needs the flip structure, but "
+                            f"method.variant = '{config.variant}'; remove it from "
+                            f"[[losses]] or use variant = 'flipreid'")
+        self.train_network = context.wrap(self.network)
+        self._optimization: Any = None
+        self._frozen: bool | None = None
+
+    # -- the Method contract --------------------------------------------------------------
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        return {"network": self.network, "losses": self.losses}
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named groups: ``backbone`` (trunk and both stage-4 copies), ``regional`` (the
+        stripe convolutions), ``heads`` and ``gem`` (the exponents: no weight decay)."""
+        net = self.network
+        return {"backbone": [p for m in net.backbone_modules() for p in m.parameters()],
+                "regional": list(net.regional_convs.parameters()),
+                "heads": list(net.heads.parameters()),
+                "gem": list(net.gem_exponents())}
+
+    def _optimizer(self, groups: Mapping[str, list[nn.Parameter]]) -> torch.optim.Optimizer:
+        train = self.context.train
+        param_groups = []
+        for name, params in groups.items():
+            if params:
+                param_groups.append({
+                    "params": params, "name": name,
+                    "lr": train.lr * train.lr_mult.get(name, 1.0),
+                    "weight_decay": 0.0 if name == "gem" else train.weight_decay})
+        return torch.optim.Adam(param_groups, lr=train.lr, betas=(0.9, 0.999),
+                                eps=self.config.adam_eps)
+
+    def configure_optimizers(self) -> Any:
+        from reidcore.engine.optim import Clock, Optimization
+
+        context = self.context
+        if context.clock is None:
+            context.clock = Clock(length=context.steps_per_epoch)
+        groups = self.parameter_groups()
+        optimizers: dict[str, torch.optim.Optimizer] = {}
+        schedulers: dict[str, Any] = {}
+        frozen = self.config.frozen_epochs
+        if frozen:
+            new_layers = {k: v for k, v in groups.items() if k != "backbone"}
+            optimizers["frozen"] = self._optimizer(new_layers)
+            schedulers["frozen"] = PhaseLR(optimizers["frozen"], context.clock, 0, self.config,
+                                           context.steps_per_epoch)
+        optimizers["main"] = self._optimizer(groups)
+        schedulers["main"] = PhaseLR(optimizers["main"], context.clock, frozen, self.config,
+                                     context.steps_per_epoch)
+        self._optimization = Optimization(optimizers, schedulers)
+        return self._optimization
+
+    def _epoch(self, step: int) -> int:
+        clock = self.context.clock
+        if clock is not None:
+            return int(clock.epoch)
+        return step // max(self.context.steps_per_epoch, 1)
+
+    def _set_frozen(self, frozen: bool) -> None:
+        if frozen != self._frozen:
+            self.network.freeze_backbone(frozen)
+            self._frozen = frozen
+
+    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
+        if self._optimization is None:
+            self.configure_optimizers()
+        frozen = self._epoch(step) < self.config.frozen_epochs
+        self._set_frozen(frozen)
+        optimizer = self._optimization.optimizers["frozen" if frozen else "main"]
+        precision = self.context.precision
+        device = self.context.device
+        images = batch["images"].to(device, non_blocking=True)
+        if self.context.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        pids = batch["pids"].to(device, non_blocking=True)
+        targets = {"pids": pids}
+        with precision.autocast():
+            out = self.train_network(images, flip=self.flip_structure, classify=True)
+        total, parts = self.loss(out, targets)
+        optimizer.zero_grad(set_to_none=True)
+        precision.backward(total)
+        precision.step(optimizer)
+        metrics = {"loss": float(total.detach())}
+        metrics.update({f"loss/{name}": float(value.detach()) for name, value in parts.items()})
+        metrics["accuracy"] = float(torch.stack(
+            [(logits.detach().argmax(1) == pids).float().mean() for logits in out["logits"]]
+        ).mean())
+        for name, p in zip(self.embedding_names(), self.network.gem_exponents(), strict=True):
+            metrics[f"gem_p/{name}"] = float(p.detach())
+        return metrics
+
+    def embedding_names(self) -> list[str]:
+        return ["global"] + [f"region{i + 1}" for i in range(self.config.region_num)]
+
+    def loss(self, out: Mapping[str, list[torch.Tensor]], targets: Mapping[str, Any]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Every recipe loss on every embedding, summed: (total, per-loss sums)."""
+        total = None
+        parts: dict[str, torch.Tensor] = {}
+        for index in range(len(out["merged"])):
+            outputs = {"features": out["merged"][index], "logits": out["logits"][index],
+                       "features_original": out["original"][index]}
+            if "flipped" in out:
+                outputs["features_flipped"] = out["flipped"][index]
+            value, values = self.losses(outputs, targets)
+            total = value if total is None else total + value
+            for name, part in values.items():
+                parts[name] = part if name not in parts else parts[name] + part
+        return total, parts
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """The three embeddings concatenated; flip-averaged unless ``variant = "plain"``."""
+        embeddings = self.network.embeddings(images)
+        if self.config.variant in TTA_VARIANTS:
+            flipped = self.network.embeddings(images.flip(3))
+            embeddings = [(a + b) / 2 for a, b in zip(embeddings, flipped, strict=True)]
+        return torch.cat(embeddings, dim=1)
+
+
+def build(config: FlipReIDConfig, *, context: Any) -> FlipReID:
+    return FlipReID(config, context)
+
+
+def example_context() -> dict[str, Any]:
+    """The keyword context for the contract checks: a tiny recipe on timm's resnet18."""
+    from reidcore.engine.context import MethodContext
+    from reidcore.plugins import get_plugins
+    from reidcore.recipe import resolve
+
+    registry = get_plugins().registry
+    raw = {"method": {"name": "flipreid", "frozen_epochs": 0},
+           "backbone": {"name": "timm", "model": "resnet18", "last_stride": 1}}
+    recipe = resolve(raw, "<flipreid contract example>", registry)
+    return {"context": MethodContext(recipe=recipe, registry=registry, num_classes=4,
+                                     steps_per_epoch=2)}

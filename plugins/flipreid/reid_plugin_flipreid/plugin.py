@@ -1,0 +1,59 @@
+"""Hook module of reid-plugin-flipreid: config classes and specs only, no torch import."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from reidcore import hookimpl
+from reidcore.errors import RecipeProblem
+from reidcore.registry import ComponentSpec
+
+from reid_plugin_flipreid.config import FlippingLossConfig, FlipReIDConfig
+
+_PKG = "reid_plugin_flipreid"
+
+
+@hookimpl
+def reid_losses() -> list[ComponentSpec]:
+    return [ComponentSpec(
+        name="flipping", kind="loss", config=FlippingLossConfig,
+        build=f"{_PKG}.losses:build_flipping", example=f"{_PKG}.losses:flipping_example",
+        summary="FlipReID's flipping loss: MSE between embeddings of images and their flips")]
+
+
+@hookimpl
+def reid_methods() -> list[ComponentSpec]:
+    return [ComponentSpec(
+        name="flipreid", kind="method", config=FlipReIDConfig,
+        build=f"{_PKG}.method:build", example=f"{_PKG}.method:example_context",
+        summary="FlipReID: train on images and their flips (flipping loss), flip-averaged "
+                "global + 2-stripe embeddings")]
+
+
+@hookimpl
+def reid_validate_recipe(recipe: Any, registry: Any) -> Iterable[RecipeProblem]:
+    if recipe.method.name != "flipreid" or not isinstance(recipe.method.config, FlipReIDConfig):
+        return []
+    problems = []
+    variant = recipe.method.config.variant
+    if variant != "flipreid":
+        for index, section in enumerate(recipe.losses):
+            if section.name == "flipping":
+                problems.append(RecipeProblem(
+                    f"$.losses[{index}].name",
+                    f"the flipping loss needs the flip structure but method.variant = "
+                    f"'{variant}'; remove this loss or set variant = 'flipreid'"))
+    if recipe.train.freeze_epochs:
+        problems.append(RecipeProblem(
+            "$.train.freeze_epochs",
+            "flipreid freezes its backbone itself (with a fresh optimizer and a restarted LR "
+            "schedule afterwards): set method.frozen_epochs instead and leave this at 0"))
+    return problems
+
+
+@hookimpl
+def reid_recipe_dirs() -> list[Path]:
+    return [Path(str(files(_PKG) / "recipes"))]

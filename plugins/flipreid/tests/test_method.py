@@ -1,0 +1,201 @@
+"""The flipreid method without the engine: its training step in each variant, the frozen
+first phase, the LR the schedulers set, weight decay groups, embeddings and recipe checks."""
+
+import pytest
+import torch
+from reidcore.engine.context import MethodContext
+from reidcore.engine.optim import Clock
+from reidcore.errors import RecipeError, ReidError
+from reidcore.recipe import resolve
+
+
+class TinyResNetContext(MethodContext):
+    """A run whose backbone is a narrow ResNet-style network (timm's ResNet class with
+    channels 16-128, one basic block per stage): the method's logic at a tiny cost."""
+
+    def build_backbone(self, default="timm"):
+        from timm.models.resnet import BasicBlock, ResNet
+
+        network = ResNet(BasicBlock, [1, 1, 1, 1], channels=(16, 32, 64, 128), num_classes=0)
+        network.feature_dim = 128
+        return network
+
+
+def make_method(registry, method=None, losses=None, train=None, num_classes=3,
+                steps_per_epoch=2):
+    raw = {"method": {"name": "flipreid", "frozen_epochs": 0, **(method or {})},
+           "train": {"lr": 1e-3, "weight_decay": 1e-3, **(train or {})}}
+    if losses is not None:
+        raw["losses"] = losses
+    recipe = resolve(raw, "<test>", registry)
+    torch.manual_seed(0)
+    context = TinyResNetContext(recipe=recipe, registry=registry, num_classes=num_classes,
+                                steps_per_epoch=steps_per_epoch,
+                                clock=Clock(length=steps_per_epoch))
+    spec = registry.get("method", "flipreid")
+    torch.manual_seed(0)
+    return spec.create(recipe.method.config, context=context)
+
+
+def batch():
+    generator = torch.Generator().manual_seed(1)
+    return {"images": torch.randn(6, 3, 64, 32, generator=generator),
+            "pids": torch.tensor([0, 0, 1, 1, 2, 2])}
+
+
+def run_steps(method, steps):
+    optimization = method.configure_optimizers()
+    clock = method.context.clock
+    metrics = []
+    for step in range(steps):
+        if clock.index == 0:
+            clock.start_epoch(clock.epoch, method.context.steps_per_epoch)
+        for module in method.modules().values():
+            module.train()
+        metrics.append(method.training_step(batch(), step))
+        clock.advance()
+        for scheduler in optimization.schedulers.values():
+            scheduler.step()
+    return optimization, metrics
+
+
+@pytest.mark.parametrize("variant,flip_loss", [("flipreid", True), ("flip_tta", False),
+                                                ("plain", False)])
+def test_training_step_variants(registry, variant, flip_loss):
+    method = make_method(registry, {"variant": variant})
+    _, metrics = run_steps(method, 1)
+    m = metrics[0]
+    assert ("loss/flipping" in m) is flip_loss
+    assert {"loss", "loss/triplet", "loss/cross_entropy", "accuracy", "gem_p/global",
+            "gem_p/region1", "gem_p/region2"} <= set(m)
+    parts = sum(v for k, v in m.items() if k.startswith("loss/"))
+    assert m["loss"] == pytest.approx(parts, rel=1e-5)
+    # untrained heads (weights ~ N(0, 0.001)): CE per head ~ ln 3, three heads
+    assert m["loss/cross_entropy"] == pytest.approx(3 * torch.log(torch.tensor(3.0)).item(),
+                                                    abs=0.05)
+
+
+def test_flip_structure_merges_views(registry):
+    """With the flip structure the triplet and CE see the mean of both views: a batch of
+    horizontally symmetric images has equal views (up to float error), a flipping loss of
+    ~0 and merged == original."""
+    method = make_method(registry)
+    net = method.network.eval()
+    images = torch.randn(4, 3, 64, 16)
+    images = torch.cat([images, images.flip(3)], dim=3)  # symmetric about the vertical axis
+    with torch.no_grad():
+        out = net(images, flip=True, classify=True)
+    for a, b, m in zip(out["original"], out["flipped"], out["merged"], strict=True):
+        assert torch.allclose(a, b, atol=1e-5) and torch.allclose(m, (a + b) / 2)
+    assert len(out["logits"]) == 3
+
+
+def test_frozen_phase_then_fresh_optimizer(registry):
+    """frozen_epochs = 1 with 2 steps per epoch: steps 0-1 train only the new layers
+    (optimizer 'frozen'), step 2 starts 'main' whose Adam state was empty until then."""
+    method = make_method(registry, {"frozen_epochs": 1})
+    net = method.network
+    trunk_before = net.trunk[0].weight.detach().clone()
+    stage4_before = next(net.regional_stage4.parameters()).detach().clone()
+    conv_before = net.regional_convs[0][0].weight.detach().clone()
+    running = net.trunk[1].running_mean.clone()
+    optimization, _ = run_steps(method, 2)
+    assert torch.equal(net.trunk[0].weight, trunk_before)
+    assert torch.equal(next(net.regional_stage4.parameters()), stage4_before)
+    assert torch.equal(net.trunk[1].running_mean, running)  # BN in inference mode
+    assert not torch.equal(net.regional_convs[0][0].weight, conv_before)
+    assert not optimization.optimizers["main"].state
+    method.training_step(batch(), 2)
+    method.context.clock.advance()
+    assert not torch.equal(net.trunk[0].weight, trunk_before)
+    assert optimization.optimizers["main"].state
+
+
+def test_schedulers_follow_the_flipreid_schedule(registry):
+    """lr 1e-3, floor 1e-5, warm-up 3 epochs: epoch 0 -> 1e-5, 1 -> 1e-5 + (1e-3 - 1e-5)/2,
+    2 -> 1e-3; drop /10 every 2 epochs after warm-up; phase 2 restarts at frozen_epochs."""
+    method = make_method(registry, {"frozen_epochs": 2, "warmup_epochs": 3, "drop_every": 2})
+    optimization = method.configure_optimizers()
+    clock = method.context.clock
+    expected_main = {0: 1e-5, 1: 1e-5, 2: 1e-5, 3: 5.05e-4, 4: 1e-3, 5: 1e-3, 6: 1e-3, 7: 1e-4}
+    expected_frozen = {0: 1e-5, 1: 5.05e-4}
+    for epoch in range(8):
+        clock.start_epoch(epoch, 2)
+        for scheduler in optimization.schedulers.values():
+            scheduler.sync()
+        assert optimization.optimizers["main"].param_groups[0]["lr"] == pytest.approx(
+            expected_main[epoch])
+        if epoch in expected_frozen:
+            assert optimization.optimizers["frozen"].param_groups[0]["lr"] == pytest.approx(
+                expected_frozen[epoch])
+
+
+def test_weight_decay_groups(registry):
+    """Coupled weight decay (train.weight_decay = 2 x Keras L2) on every weight, BN gamma and
+    beta and bias included; none on the GeM exponents; Adam eps as Keras (1e-7)."""
+    method = make_method(registry)
+    optimizer = method.configure_optimizers().optimizers["main"]
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    assert set(groups) == {"backbone", "regional", "heads", "gem"}
+    assert groups["gem"]["weight_decay"] == 0.0 and len(groups["gem"]["params"]) == 3
+    assert all(groups[n]["weight_decay"] == 1e-3 for n in ("backbone", "regional", "heads"))
+    assert optimizer.defaults["eps"] == 1e-7
+    counted = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+    assert counted == sum(p.numel() for p in method.network.parameters())
+
+
+@pytest.mark.parametrize("variant", ["plain", "flip_tta", "flipreid"])
+def test_embed(registry, variant):
+    """128 (stage 4) + 2 x 64 = 256-d; flip-averaged except for plain; the flip of an
+    image gets the same flip-averaged embedding."""
+    method = make_method(registry, {"variant": variant})
+    method.network.eval()
+    images = torch.rand(3, 3, 64, 32)
+    emb = method.embed(images)
+    assert emb.shape == (3, 256)
+    direct = torch.cat(method.network.embeddings(images), 1)
+    flipped = torch.cat(method.network.embeddings(images.flip(3)), 1)
+    if variant == "plain":
+        assert torch.allclose(emb, direct)
+    else:
+        assert torch.allclose(emb, (direct + flipped) / 2, atol=1e-6)
+        assert torch.allclose(method.embed(images.flip(3)), emb, atol=1e-6)
+
+
+def test_recipe_losses_are_used(registry):
+    losses = [{"name": "triplet", "soft_margin": True}, {"name": "flipping", "weight": 0.5}]
+    method = make_method(registry, losses=losses)
+    assert method.losses.names == ["triplet", "flipping"] and method.losses.weights == [1.0, 0.5]
+
+
+def test_flipping_loss_without_flip_structure_is_refused(registry):
+    with pytest.raises(RecipeError, match=r"\$\.losses\[1\]\.name: the flipping loss needs"):
+        from reidcore.plugins import get_plugins
+
+        plugins = get_plugins()
+        resolve({"method": {"name": "flipreid", "variant": "plain"},
+                 "losses": [{"name": "triplet"}, {"name": "flipping"}]}, "<test>",
+                registry, hook=plugins.hook)
+    with pytest.raises(ReidError, match="flipping loss needs the flip structure"):
+        make_method(registry, {"variant": "flip_tta"}, losses=[{"name": "flipping"}])
+
+
+def test_engine_freeze_is_refused(registry):
+    from reidcore.plugins import get_plugins
+
+    with pytest.raises(RecipeError, match=r"\$\.train\.freeze_epochs: flipreid freezes"):
+        resolve({"method": {"name": "flipreid"}, "train": {"freeze_epochs": 3}}, "<test>",
+                registry, hook=get_plugins().hook)
+
+
+def test_not_a_resnet_backbone(registry):
+    class TinyCNNContext(MethodContext):
+        def build_backbone(self, default="timm"):
+            net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))
+            net.feature_dim = 8
+            return net
+
+    recipe = resolve({"method": {"name": "flipreid"}}, "<test>", registry)
+    context = TinyCNNContext(recipe=recipe, registry=registry, num_classes=2)
+    with pytest.raises(ReidError, match="ResNet-style backbone with stages layer1..layer4"):
+        registry.get("method", "flipreid").create(recipe.method.config, context=context)
