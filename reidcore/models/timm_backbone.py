@@ -22,8 +22,11 @@ def set_last_stride_one(model: nn.Module, name: str = "model") -> None:
             module.stride = (1, 1)
             changed += 1
         elif isinstance(module, (nn.AvgPool2d,)) and module.stride not in (1, (1, 1)):
+            # ResNet-D shortcuts and ResNeSt's "avd" pool: a kernel-1, stride-1 pool is the
+            # identity; its padding must go too (PyTorch rejects padding > kernel / 2).
             module.stride = 1
             module.kernel_size = 1
+            module.padding = 0
             changed += 1
     if not changed:
         raise ReidError(f"last_stride = 1: found no strided layer in layer4[0] of '{name}'")

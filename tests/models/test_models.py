@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from reidcore.errors import ReidError
+from reidcore.models import timm_backbone
 from reidcore.models.config import IbnResNetConfig, TimmBackboneConfig
 from reidcore.models.heads import BNNeck, Classifier, Embedding
 from reidcore.models.pooling import GeneralizedMeanPooling, build_pooling
@@ -142,3 +143,12 @@ def test_classifier_and_embedding_shapes():
     assert classifier.fc.bias is None and classifier(torch.randn(3, 8)).shape == (3, 5)
     assert float(classifier.fc.weight.detach().std()) < 0.01
     assert Embedding(8, 4, batch_norm=True)(torch.randn(3, 8)).shape == (3, 4)
+
+
+@pytest.mark.parametrize("model", ["resnest14d", "resnet18d"])
+def test_last_stride_one_runs_on_models_with_strided_avg_pools(model):
+    """ResNeSt's avd pool and ResNet-D's shortcut pool become identities, not invalid pools."""
+    backbone = timm_backbone.build(TimmBackboneConfig(model=model, last_stride=1))
+    with torch.no_grad():
+        maps = backbone.eval().forward_features(torch.randn(1, 3, 64, 32))
+    assert tuple(maps.shape[2:]) == (4, 2)  # stride 16, not 32

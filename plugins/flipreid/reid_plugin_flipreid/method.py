@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from reidcore.engine.optim import Clock, ClockLR, Optimization
 from torch import nn
 
 from reid_plugin_flipreid.config import FlipReIDConfig
@@ -44,42 +45,20 @@ def default_losses(variant: str) -> list[tuple[str, dict[str, Any], float]]:
     return losses
 
 
-class PhaseLR:
+def phase_lr(optimizer: torch.optim.Optimizer, clock: Clock, start: int,
+             config: FlipReIDConfig) -> ClockLR:
     """FlipReID's per-epoch LR for one optimizer of one phase, read from the engine's clock.
 
-    ``start`` is the first epoch of the phase (the schedule restarts there); like the
-    engine's schedulers it is stateless, so a resumed run gets the same LRs.
+    ``start`` is the first epoch of the phase (the schedule restarts there); stateless like
+    the engine's schedules, so a resumed run gets the same LRs.
     """
+    c = config
 
-    def __init__(self, optimizer: torch.optim.Optimizer, clock: Any, start: int,
-                 config: FlipReIDConfig, steps_per_epoch: int):
-        self.optimizer, self.clock, self.start, self.config = optimizer, clock, start, config
-        self.steps_per_epoch = steps_per_epoch
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.sync()
-
-    def factor(self, epoch: int) -> float:
-        c = self.config
-        return flipreid_lr(max(epoch - self.start, 0), 1.0, c.lr_floor, c.warmup_epochs,
+    def factor(now: Clock) -> float:
+        return flipreid_lr(max(int(now.epoch) - start, 0), 1.0, c.lr_floor, c.warmup_epochs,
                            c.drop_every, c.drop_factor)
 
-    def sync(self) -> None:
-        factor = self.factor(int(self.clock.epoch))
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
-
-    def step(self) -> None:
-        self.sync()
-
-    def get_last_lr(self) -> list[float]:
-        return [group["lr"] for group in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.sync()
+    return ClockLR(optimizer, factor, clock)
 
 
 class FlipReID:
@@ -146,8 +125,6 @@ class FlipReID:
                                 eps=self.config.adam_eps)
 
     def configure_optimizers(self) -> Any:
-        from reidcore.engine.optim import Clock, Optimization
-
         context = self.context
         if context.clock is None:
             context.clock = Clock(length=context.steps_per_epoch)
@@ -158,11 +135,9 @@ class FlipReID:
         if frozen:
             new_layers = {k: v for k, v in groups.items() if k != "backbone"}
             optimizers["frozen"] = self._optimizer(new_layers)
-            schedulers["frozen"] = PhaseLR(optimizers["frozen"], context.clock, 0, self.config,
-                                           context.steps_per_epoch)
+            schedulers["frozen"] = phase_lr(optimizers["frozen"], context.clock, 0, self.config)
         optimizers["main"] = self._optimizer(groups)
-        schedulers["main"] = PhaseLR(optimizers["main"], context.clock, frozen, self.config,
-                                     context.steps_per_epoch)
+        schedulers["main"] = phase_lr(optimizers["main"], context.clock, frozen, self.config)
         self._optimization = Optimization(optimizers, schedulers)
         return self._optimization
 

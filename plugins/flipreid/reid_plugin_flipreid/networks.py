@@ -80,25 +80,7 @@ def split_resnet(backbone: nn.Module) -> tuple[nn.Sequential, nn.Module]:
         trunk[name] = child
     for name in STAGES[:3]:
         trunk[name] = children[name]
-    stage4 = children["layer4"]
-    _fix_stride_one_avg_pools(stage4)
-    return nn.Sequential(trunk), stage4
-
-
-def _fix_stride_one_avg_pools(stage: nn.Module) -> None:
-    """Make average pools that a last-stride-1 conversion left invalid into identities.
-
-    The core's ``last_stride = 1`` for timm ResNeSt turns the 3x3/stride-2/pad-1 "avd" pool
-    into kernel 1 / stride 1 but keeps the padding, which PyTorch rejects. A kernel-1,
-    stride-1 pool is an identity, which is the intended result; drop the padding.
-    """
-    for module in stage.modules():
-        if isinstance(module, nn.AvgPool2d):
-            kernel = module.kernel_size if isinstance(module.kernel_size, int) else max(
-                module.kernel_size)
-            padding = module.padding if isinstance(module.padding, int) else max(module.padding)
-            if padding > kernel // 2:
-                module.padding = 0
+    return nn.Sequential(trunk), children["layer4"]
 
 
 def stripe_bounds(height: int, parts: int) -> list[tuple[int, int]]:
