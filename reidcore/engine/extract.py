@@ -44,7 +44,8 @@ class FeatureExtractor:
     """Embeds images (paths, PIL images, or a B x 3 x H x W tensor already normalised)."""
 
     def __init__(self, run_or_recipe: str | Path, *, checkpoint: str | Path | None = None,
-                 device: str = "cpu", plugins: Any = None, batch_size: int = 64):
+                 device: str = "cpu", plugins: Any = None, batch_size: int = 64,
+                 overrides: Sequence[str] = ()):
         from reidcore.data.transforms import build_test_transform
         from reidcore.engine import checkpoint as ckpt
         from reidcore.engine.build import build_method, expected_num_classes
@@ -54,7 +55,7 @@ class FeatureExtractor:
             from reidcore.plugins import get_plugins
 
             plugins = get_plugins()
-        self.recipe, run_dir = _load_recipe(str(run_or_recipe), plugins)
+        self.recipe, run_dir = _load_recipe(str(run_or_recipe), plugins, overrides)
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.flip = bool(getattr(self.recipe.evaluate.config, "flip", False))
@@ -117,3 +118,26 @@ def find_images(directory: Path) -> list[Path]:
     if not found:
         raise ReidError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {directory}")
     return found
+
+
+def evaluate_run(run_or_recipe: str | Path, *, plugins: Any, overrides: Sequence[str] = (),
+                 checkpoint: str | Path | None = None, device: str = "cpu") -> dict[str, float]:
+    """Evaluate a trained run (its best checkpoint, else the latest) on every test set of its
+    recipe, as the engine does at the end of training; ``overrides`` (``--set``) change the
+    recipe first, e.g. ``evaluate.rerank=true`` or another ``data.test``."""
+    from reidcore.data.loaders import build_test_loaders
+    from reidcore.engine.runner import build_dataset, evaluate_test_sets, section_names
+    from reidcore.registry import Kind
+
+    extractor = FeatureExtractor(run_or_recipe, checkpoint=checkpoint, device=device,
+                                 plugins=plugins, overrides=overrides)
+    recipe = extractor.recipe
+    if not recipe.data.test:
+        raise ReidError(f"{run_or_recipe}: the recipe has no [[data.test]] dataset to evaluate")
+    splits = [build_dataset(plugins.registry, section).load() for section in recipe.data.test]
+    test_sets = build_test_loaders(splits, recipe.loader, names=section_names(recipe.data.test))
+    evaluator = plugins.registry.get(Kind.EVALUATOR, recipe.evaluate.name).create(
+        recipe.evaluate.config)
+    metrics, _ = evaluate_test_sets(extractor.method, evaluator, test_sets, extractor.device,
+                                    extractor.flip)
+    return metrics

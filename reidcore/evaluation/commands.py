@@ -22,11 +22,18 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``reid eval``."""
     parser = subparsers.add_parser(
         "eval", help="CMC, mAP and mINP from saved query/gallery features",
-        description="Evaluate saved features. Each .npz holds `features` (N x D), `pids` "
-                    "(N), optionally `camids` (N) and `paths` (N).")
-    parser.add_argument("--query", required=True, type=Path, help="query features (.npz)")
-    parser.add_argument("--gallery", required=True, type=Path,
-                        help="gallery features (.npz)")
+        description="Evaluate saved features (--query/--gallery: each .npz holds `features` "
+                    "(N x D), `pids` (N), optionally `camids` (N) and `paths` (N)), or a "
+                    "trained run on its recipe's test sets (--run; the [evaluate] section "
+                    "applies, change it with --set evaluate.rerank=true).")
+    parser.add_argument("--query", type=Path, help="query features (.npz)")
+    parser.add_argument("--gallery", type=Path, help="gallery features (.npz)")
+    parser.add_argument("--run", metavar="RUN_DIR",
+                        help="a run directory (its best, else latest, checkpoint)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="with --run: override the run's recipe")
+    parser.add_argument("--checkpoint", type=Path, help="with --run: this checkpoint file")
+    parser.add_argument("--device", default="cpu", help="with --run: cpu, cuda or auto")
     parser.add_argument("--metric", default="euclidean",
                         choices=["euclidean", "sqeuclidean", "cosine"])
     parser.add_argument("--normalisation", default="none", choices=["none", "l2"],
@@ -100,6 +107,10 @@ def run_eval(args: argparse.Namespace, plugins: Any = None) -> int:
     from reidcore.evaluation.evaluator import RankingEvaluator
     from reidcore.records import FeatureSet
 
+    if args.run is not None:
+        return _eval_run(args, plugins)
+    if args.query is None or args.gallery is None:
+        raise ReidError("reid eval needs --query and --gallery feature files, or --run RUN_DIR")
     ranks = _parse_ranks(args.ranks)
     query = load_features(args.query)
     gallery = load_features(args.gallery)
@@ -139,4 +150,23 @@ def run_eval(args: argparse.Namespace, plugins: Any = None) -> int:
     print(f"valid queries: {result.num_valid_queries} of {result.num_queries}"
           + (f" ({result.num_skipped_queries} skipped: no valid match in the gallery)"
              if result.num_skipped_queries else ""), file=out)
+    return 0
+
+
+def _eval_run(args: argparse.Namespace, plugins: Any) -> int:
+    from reidcore.engine.extract import evaluate_run
+
+    if args.query is not None or args.gallery is not None:
+        raise ReidError("give either --run or --query/--gallery, not both")
+    if plugins is None:
+        from reidcore.plugins import get_plugins
+
+        plugins = get_plugins()
+    metrics = evaluate_run(args.run, plugins=plugins, overrides=args.overrides,
+                           checkpoint=args.checkpoint, device=args.device)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            print(f"{key:32s} {value:.4f}")
     return 0

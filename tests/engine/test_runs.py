@@ -157,6 +157,28 @@ def test_extract_command_and_api_on_a_trained_run(engine_cache, tmp_path):
                  "--out", str(tmp_path / "x.npz")]) == 1
 
 
+def test_eval_command_on_a_trained_run_reproduces_its_final_metrics(engine_cache, tmp_path,
+                                                                    capsys):
+    from reidcore.cli import main
+
+    recipe = resolve_dict(tiny_recipe_dict(engine_cache, epochs=1))
+    run_with(Recorder(), recipe, tmp_path / "run")
+    final = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]["synthetic"]
+    capsys.readouterr()
+    assert main(["eval", "--run", str(tmp_path / "run"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    for key in ("mAP", "mINP", "rank1", "rank5"):
+        assert metrics[f"synthetic/{key}"] == pytest.approx(final[key], abs=1e-6)
+    assert main(["eval", "--run", str(tmp_path / "run"), "--json",
+                 "--set", "evaluate.rerank=true"]) == 0
+    reranked = json.loads(capsys.readouterr().out)
+    assert reranked["synthetic/mAP"] != pytest.approx(final["mAP"], abs=1e-9)
+    assert main(["eval", "--run", str(tmp_path / "nowhere")]) == 2
+    assert f"not found: {tmp_path / 'nowhere'}" in capsys.readouterr().err
+    assert main(["eval"]) == 1
+    assert "needs --query and --gallery" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_quickstart_recipe_learns(tmp_path, monkeypatch, engine_cache):
     """The packaged quickstart, shortened to 6 of its 15 epochs: mAP on the synthetic test set
