@@ -27,6 +27,7 @@ from torch import nn
 
 from reidcore.errors import ReidError
 from reidcore.fileio import atomic_open
+from reidcore.models.weights import state_mismatches
 
 FORMAT = 1
 _EPOCH_FILE = re.compile(r"^epoch-(\d+)\.pt$")
@@ -109,11 +110,6 @@ def prune(directory: Path, keep_last: int) -> None:
 # --- modules ------------------------------------------------------------------------------
 
 
-def _summarise(keys: list[str], limit: int = 6) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
-
-
 def load_modules(modules: Mapping[str, nn.Module], states: Mapping[str, Mapping[str, Any]],
                  source: str) -> None:
     """Load each module's state; raise one :class:`ReidError` naming every missing module,
@@ -126,17 +122,8 @@ def load_modules(modules: Mapping[str, nn.Module], states: Mapping[str, Mapping[
             if any(True for _ in module.state_dict()):
                 problems.append(f"missing module '{name}'")
             continue
-        state = states[name]
-        own = module.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        shapes = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
-        if missing:
-            problems.append(f"'{name}' missing keys: {_summarise(missing)}")
-        if unexpected:
-            problems.append(f"'{name}' unexpected keys: {_summarise(unexpected)}")
-        if shapes:
-            problems.append(f"'{name}' wrong shapes: {_summarise(shapes)}")
+        problems += [f"'{name}' {problem}"
+                     for problem in state_mismatches(module.state_dict(), states[name])]
     if problems:
         raise ReidError(f"checkpoint {source} does not match the method: " + "; ".join(problems))
     for name, module in modules.items():

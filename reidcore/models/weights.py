@@ -50,16 +50,11 @@ def _summarise(keys: list[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
-def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
-                 ignore_unexpected: Iterable[str] = ()) -> None:
-    """Load ``state`` into ``module``; raise :class:`ReidError` naming missing, unexpected
-    and wrongly shaped keys. Unexpected keys starting with a prefix in
-    ``ignore_unexpected`` (e.g. an ImageNet classifier ``fc.``) are dropped silently."""
-    state = strip_prefix(state, "module.")
-    ignore = tuple(ignore_unexpected)
-    own = module.state_dict()
-    state = {k: v for k, v in state.items()
-             if not (ignore and k.startswith(ignore) and k not in own)}
+def state_mismatches(own: Mapping[str, torch.Tensor],
+                     state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Missing, unexpected and wrongly shaped keys of ``state`` against a module's own
+    state_dict ``own``, as messages (empty when they match); shared by weights files and
+    checkpoints so that both report mismatches the same way."""
     shape_errors = [f"{k} (file {tuple(v.shape)}, model {tuple(own[k].shape)})"
                     for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
     missing = sorted(set(own) - set(state))
@@ -71,6 +66,20 @@ def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: s
         problems.append(f"unexpected keys: {_summarise(unexpected)}")
     if shape_errors:
         problems.append(f"wrong shapes: {_summarise(shape_errors)}")
+    return problems
+
+
+def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
+                 ignore_unexpected: Iterable[str] = ()) -> None:
+    """Load ``state`` into ``module``; raise :class:`ReidError` naming missing, unexpected
+    and wrongly shaped keys. Unexpected keys starting with a prefix in
+    ``ignore_unexpected`` (e.g. an ImageNet classifier ``fc.``) are dropped silently."""
+    state = strip_prefix(state, "module.")
+    ignore = tuple(ignore_unexpected)
+    own = module.state_dict()
+    state = {k: v for k, v in state.items()
+             if not (ignore and k.startswith(ignore) and k not in own)}
+    problems = state_mismatches(own, state)
     if problems:
         raise ReidError(f"weights from {source} do not match {type(module).__name__}: "
                         + "; ".join(problems))
