@@ -10,9 +10,10 @@ from typing import Any
 def command_extract(args: argparse.Namespace, plugins: Any) -> int:
     import numpy as np
 
-    from reidcore.engine.extract import FeatureExtractor, find_images
+    from reidcore.data.datasets.base import find_images
+    from reidcore.engine.extract import FeatureExtractor
 
-    images = find_images(args.images)
+    images = find_images(args.images, "--images")
     extractor = FeatureExtractor(args.run, checkpoint=args.checkpoint, device=args.device,
                                  plugins=plugins, batch_size=args.batch_size)
     features = extractor(images)

@@ -23,8 +23,6 @@ import torch
 
 from reidcore.errors import ReidError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
 
 def _load_recipe(ref: str, plugins: Any, overrides: Sequence[str] = ()) -> tuple[Any, Path | None]:
     from reidcore.recipe import find_recipe, read_toml, resolve
@@ -109,15 +107,6 @@ class FeatureExtractor:
                 features = (features + self.method.embed(batch.flip(3)).float()) / 2
             outputs.append(features.cpu())
         return torch.cat(outputs) if outputs else torch.empty(0)
-
-
-def find_images(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        raise ReidError(f"--images {directory} is not a directory")
-    found = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not found:
-        raise ReidError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {directory}")
-    return found
 
 
 def evaluate_run(run_or_recipe: str | Path, *, plugins: Any, overrides: Sequence[str] = (),

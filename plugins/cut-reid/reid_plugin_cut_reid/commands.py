@@ -16,9 +16,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from reidcore.data.datasets.base import find_images
 from reidcore.errors import ReidError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -87,15 +86,6 @@ def _load_translator(checkpoint: Path, recipe_path: Path | None, plugins: Any) -
     return translator.eval(), recipe
 
 
-def _image_paths(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise ReidError(f"input folder not found: {folder}")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise ReidError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    return paths
-
-
 def _read_images(paths: list[Path], size: tuple[int, int]) -> Any:
     """A B x 3 x H x W float tensor in [0, 1]."""
     import torch
@@ -119,7 +109,7 @@ def translate_folder(translator: Any, source: Path, target: Path, size: tuple[in
     import torch
     from torchvision.utils import save_image
 
-    paths = _image_paths(source)
+    paths = find_images(source, "input folder")
     translator = translator.to(device)
     written = []
     for start in range(0, len(paths), batch_size):
@@ -151,8 +141,8 @@ def command_fid(args: argparse.Namespace, plugins: Any = None) -> int:
     size = _parse_size(args.size)
     fid = FID(FIDConfig(weights=args.weights))
     fid.network  # noqa: B018 - fail on a bad weights file before reading any image
-    first = _read_images(_image_paths(args.first), size)
-    second = _read_images(_image_paths(args.second), size)
+    first = _read_images(find_images(args.first, "input folder"), size)
+    second = _read_images(find_images(args.second, "input folder"), size)
     value = fid.image_fid(first, second, args.device)
     print(f"FID {value:.4f}  ({len(first)} vs {len(second)} images at {args.size})")
     return 0

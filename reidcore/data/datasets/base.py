@@ -17,6 +17,17 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DATA_ENV_VAR = "REID_DATA"
 
 
+def find_images(directory: Path, what: str = "image folder") -> list[Path]:
+    """Every image under ``directory`` (recursively, sorted); a missing folder or one with
+    no image is a :class:`ReidError` naming ``what`` the user gave (e.g. ``--images``)."""
+    if not directory.is_dir():
+        raise ReidError(f"{what} not found: {directory} is not a directory")
+    found = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise ReidError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {directory}")
+    return found
+
+
 def default_data_root() -> str:
     """``$REID_DATA`` if set, else ``~/.cache/reid/datasets`` (a missing folder only fails
     when the dataset is loaded)."""
