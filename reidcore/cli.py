@@ -89,12 +89,9 @@ def build_parser(plugins: Any) -> argparse.ArgumentParser:
 
 def load_recipe(args: argparse.Namespace, plugins: Any):
     """Find, read and resolve the recipe named on the command line."""
-    from reidcore.recipe import find_recipe, read_toml, resolve
+    from reidcore.recipe import load_recipe as load
 
-    path = find_recipe(args.recipe, plugins.recipe_dirs())
-    recipe = resolve(read_toml(path), str(path), plugins.registry, plugins.hook,
-                     overrides=args.overrides)
-    return path, recipe
+    return load(args.recipe, plugins, args.overrides)
 
 
 def command_check(args: argparse.Namespace, plugins: Any) -> int:
@@ -137,12 +134,12 @@ def command_run(args: argparse.Namespace, plugins: Any) -> int:
     # OpenMP threads that sleep instead of spinning while they wait: on a shared CPU,
     # spinning threads make training several times slower (set it yourself to override).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from reidcore.engine.runner import run_recipe
+    from reidcore.engine.chain import run_chain
 
     if args.nproc < 1:
         raise ReidError(f"--nproc must be at least 1, got {args.nproc}")
-    summary = run_recipe(recipe, plugins, out=args.out, resume=args.resume,
-                         recipe_name=path.stem, nproc=args.nproc)
+    summary = run_chain(recipe, plugins, args.out, resume=args.resume, recipe_name=path.stem,
+                        source=path, nproc=args.nproc)
     print(json.dumps(summary.get("metrics", {}), indent=2))
     return 0
 

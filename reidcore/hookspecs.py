@@ -79,27 +79,26 @@ def reid_methods() -> Iterable[ComponentSpec]:
     ``reidcore.interfaces.Method``).
 
     The engine builds a method as ``build(config, context=MethodContext(...))``
-    (:class:`reidcore.engine.context.MethodContext`). The context carries the resolved
-    ``recipe``, the ``registry``, ``num_classes`` (training identities over all sources),
+    (``reidcore.api.MethodContext``). The context carries the resolved ``recipe``, the
+    ``registry``, ``num_classes`` (training identities over all sources),
     ``steps_per_epoch``, ``device``, ``precision`` (autocast, scaled backward, clipped
-    optimizer steps), ``rank``/``world_size`` and ``meta`` (True under
-    ``reid check --build``: built on the meta device, no data), plus helpers:
-    ``build_backbone()``, ``build_generator(role)``, ``build_losses(feature_dim, default)``
-    (the recipe's weighted ``[[losses]]``), ``make_optimizer(named_groups)`` and
-    ``make_scheduler(optimizer)`` (the ``[train]`` settings: lr_mult per group name,
-    warm-up, multistep/cosine) and ``wrap(module)`` (DistributedDataParallel when the run
-    has several processes).
+    optimizer steps), the ``clock``, ``rank``/``world_size``, ``run_dir`` and ``meta``
+    (True under ``reid check --build``: built on the meta device, no data, no weights
+    read), plus helpers: ``build_backbone()``, ``build_generator(role, default)``,
+    ``build_losses(feature_dim, default)`` (the recipe's weighted ``[[losses]]``),
+    ``build_loss(name, **options)``, ``make_optimizer(named_groups)`` and
+    ``make_scheduler(optimizer)`` (the ``[train]`` settings), ``wrap(module)`` (DDP when
+    the run has several processes) or ``sync_gradients(*modules)``, ``inputs(batch,
+    *keys)`` (the step's tensors on the device), ``load_run(role_or_path)`` (another run's
+    networks, frozen) and ``log_images(tag, rows, step)`` (TensorBoard and PNG).
 
     The built object provides ``modules() -> {name: nn.Module}`` (what checkpoints save),
-    ``configure_optimizers() -> reidcore.engine.optim.Optimization`` (named optimizers and
+    ``configure_optimizers() -> reidcore.api.Optimization`` (named optimizers and
     schedulers; the engine steps every scheduler after each training step),
     ``training_step(batch, step) -> {name: float}`` (its own backward and optimizer steps;
     ``batch`` as documented in ``reidcore.data.loaders``) and ``embed(images) -> B x D``
-    (called in eval mode under ``torch.no_grad``). Optionally ``log_images() ->
-    {tag: H x W x 3 uint8 array}`` (e.g. a generator's outputs), logged to TensorBoard
-    at every evaluation. Give the spec an ``example`` returning
-    ``{"context": MethodContext(...)}`` for the contract checks
-    (``reidcore.engine.build.example_context`` builds a tiny one)."""
+    (called in eval mode under ``torch.no_grad``). Give the spec an ``example`` returning
+    a small recipe for the contract checks (see ``reidcore.testing``)."""
 
 
 # --- configuration -----------------------------------------------------------------------

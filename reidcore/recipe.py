@@ -63,6 +63,27 @@ class DataSection:
 
 
 @attrs.define
+class Requirement:
+    """A run this recipe's method loads (a teacher, a pretraining stage):
+    ``[requires.<role>]`` with either ``recipe`` (a packaged recipe name or a recipe file,
+    trained first by ``reid run`` into the sibling run directory ``<run dir>-<role>``,
+    with the ``set`` overrides) or ``run`` (an existing run directory or checkpoint, used
+    as it is). The method gets it with ``context.load_run("<role>")``."""
+
+    recipe: str = ""
+    run: str = ""
+    set: list[str] = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        if bool(self.recipe) == bool(self.run):
+            raise ValueError("give exactly one of 'recipe' (a recipe to train first) and "
+                             "'run' (an existing run directory or checkpoint)")
+        if self.run and self.set:
+            raise ValueError("'set' overrides apply to 'recipe' only; an existing 'run' is "
+                             "used as it is")
+
+
+@attrs.define
 class Recipe:
     """A whole recipe. Sections left out take the defaults shown here."""
 
@@ -77,6 +98,7 @@ class Recipe:
     loader: LoaderConfig = attrs.field(factory=LoaderConfig)
     train: TrainConfig = attrs.field(factory=TrainConfig)
     evaluate: ComponentSection = attrs.field(factory=lambda: ComponentSection("ranking"))
+    requires: dict[str, Requirement] = attrs.field(factory=dict)
 
     def components(self) -> Iterator[tuple[str, Kind, ComponentSection]]:
         """Every component section with its recipe path and kind."""
@@ -163,6 +185,21 @@ def find_recipe(ref: str, recipe_dirs: Sequence[tuple[str, Path]]) -> Path:
     raise RecipeFileError(
         f"no recipe file or packaged recipe named '{ref}'{did_you_mean(ref, names)}; "
         f"packaged recipes: {', '.join(names) if names else '(none)'}")
+
+
+def load_recipe(ref: str | Path, plugins: Any, overrides: Sequence[str] = (),
+                base: Path | None = None) -> tuple[Path, Recipe]:
+    """Find (a file, or a recipe packaged by the core or a plugin), read and resolve a
+    recipe with ``--set`` style ``overrides``; ``plugins`` gives the registry, the recipe
+    folders and the validation hook. A relative file name is looked up in ``base`` first
+    (e.g. beside the recipe that names it). Returns ``(path, recipe)``."""
+    candidate = base / str(ref) if base is not None else None
+    if candidate is not None and candidate.is_file():
+        path = candidate
+    else:
+        path = find_recipe(str(ref), plugins.recipe_dirs())
+    return path, resolve(read_toml(path), str(path), plugins.registry, plugins.hook,
+                         overrides=list(overrides))
 
 
 # --- command-line overrides -------------------------------------------------------------
@@ -321,6 +358,9 @@ def to_dict(recipe: Recipe) -> dict[str, Any]:
     data["loader"] = unstructure(recipe.loader)
     data["train"] = unstructure(recipe.train)
     data["evaluate"] = _section_to_dict(recipe.evaluate)
+    if recipe.requires:
+        data["requires"] = {role: unstructure(requirement)
+                            for role, requirement in recipe.requires.items()}
     return data
 
 

@@ -21,8 +21,12 @@ What is checked, per kind (everything on the CPU, with tiny inputs):
 * evaluator: ``evaluate`` on random query/gallery features (or ``example()``'s pair)
   returns finite floats;
 * dataset: the built object has ``load`` and ``expected`` (loading may need files);
-* method: ``example()`` returns the keyword context for ``create``; with it, the method
-  builds, names its modules, and ``embed`` returns ``B x D`` finite embeddings.
+* method: ``example()`` returns a small recipe for it as TOML-like data, e.g.
+  ``{"backbone": {"name": "timm", "model": "resnet18"}}`` (the ``method`` table may be
+  left out or give options), and may add ``"num_classes"`` (default 4) beside the recipe's
+  keys under ``"reid:num_classes"``; the check resolves it with the installed registry,
+  builds the method with a CPU :class:`~reidcore.engine.context.MethodContext`, and
+  checks that it names its modules and that ``embed`` gives ``B x D`` finite embeddings.
 """
 
 from __future__ import annotations
@@ -219,12 +223,34 @@ def check_dataset(spec: ComponentSpec) -> None:
             raise ContractError(f"dataset '{spec.name}' has no `{attribute}`")
 
 
+NUM_CLASSES_KEY = "reid:num_classes"
+
+
+def method_context(spec: ComponentSpec, example: Mapping[str, Any]) -> Any:
+    """The CPU :class:`~reidcore.engine.context.MethodContext` a method's ``example()``
+    recipe describes (see the module docstring), resolved with the installed plugins."""
+    from reidcore.engine.context import MethodContext
+    from reidcore.plugins import get_plugins
+    from reidcore.recipe import resolve
+
+    raw = {key: value for key, value in example.items() if key != NUM_CLASSES_KEY}
+    raw["method"] = {"name": spec.name, **dict(raw.get("method", {}))}
+    registry = get_plugins().registry
+    recipe = resolve(raw, f"<{spec.name} contract example>", registry)
+    return MethodContext(recipe=recipe, registry=registry,
+                         num_classes=int(example.get(NUM_CLASSES_KEY, 4)), steps_per_epoch=2)
+
+
 def check_method(spec: ComponentSpec) -> None:
     import torch
 
     torch.manual_seed(0)
-    context = _example(spec)
-    method = spec.create(spec.default_config(), **context)
+    example = _example(spec)
+    if not isinstance(example, Mapping):
+        raise ContractError(f"method '{spec.name}': example() must return a recipe mapping, "
+                            f"got {type(example).__name__}")
+    context = method_context(spec, example)
+    method = spec.create(context.recipe.method.config, context=context)
     modules = method.modules()
     if not modules or not all(isinstance(m, torch.nn.Module) for m in modules.values()):
         raise ContractError(f"method '{spec.name}': modules() must name nn.Module objects")

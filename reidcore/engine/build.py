@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from reidcore.engine.context import MethodContext
+from reidcore.models.weights import no_weight_loading
 from reidcore.registry import Kind, Registry
 
 
@@ -40,13 +41,14 @@ def expected_num_classes(recipe: Any, registry: Registry) -> tuple[int, str]:
 
 def build_method(recipe: Any, registry: Registry, num_classes: int, *, meta: bool = True,
                  device: torch.device | None = None) -> Any:
-    """The recipe's method, on the meta device by default (no memory, no data)."""
+    """The recipe's method, on the meta device by default (no memory, no data, and no
+    weights read or downloaded: see :func:`~reidcore.models.weights.no_weight_loading`)."""
     device = torch.device("meta") if meta else (device or torch.device("cpu"))
     context = MethodContext(recipe=recipe, registry=registry, num_classes=num_classes,
                             device=device, meta=meta)
     spec = registry.get(Kind.METHOD, recipe.method.name)
     if meta:
-        with torch.device("meta"):
+        with torch.device("meta"), no_weight_loading():
             return spec.create(recipe.method.config, context=context)
     return spec.create(recipe.method.config, context=context)
 
@@ -79,14 +81,6 @@ def format_counts(counts: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def example_context(backbone: str = "resnet10t", num_classes: int = 4) -> dict[str, Any]:
-    """A tiny CPU context for the method contract check (a ResNet-10-T baseline)."""
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import resolve
-
-    plugins = get_plugins()
-    recipe = resolve({"method": {"name": "baseline"},
-                      "backbone": {"name": "timm", "model": backbone}},
-                     "<contract example>", plugins.registry)
-    return {"context": MethodContext(recipe=recipe, registry=plugins.registry,
-                                     num_classes=num_classes)}
+def example_recipe() -> dict[str, Any]:
+    """The baseline's contract example: a ResNet-10-T recipe (see reidcore.testing)."""
+    return {"backbone": {"name": "timm", "model": "resnet10t"}}

@@ -17,12 +17,19 @@ In ``training_step`` a method uses ``context.precision`` for mixed precision:
 ``precision.step(optimizer)`` (which also clips gradients as ``train.clip_grad_norm``
 says); and ``context.wrap(network)`` for the module it calls forward on, which is
 DistributedDataParallel when the run has several processes.
+
+What more a method needs from its run is here too: ``inputs(batch, ...)`` (the tensors of
+a batch on the device, the step's usual preamble), ``sync_gradients`` (DDP for a method
+that calls its networks' parts directly), ``load_run`` (another run's networks, frozen:
+a teacher, a pretraining stage), and ``log_images`` (a grid of generated images in
+TensorBoard and as a PNG in the run directory).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -102,6 +109,10 @@ class MethodContext:
     """The engine's :class:`~reidcore.engine.optim.Clock` (LR schedules read it)."""
     meta: bool = False
     """True when built for ``reid check --build`` (meta device: no memory, no data)."""
+    run_dir: Path | None = None
+    """The run's directory (None outside a run, e.g. in contract checks)."""
+    logger: Any = None
+    """The engine's run logger (``image(tag, hxwx3, step)``); None outside a run."""
 
     @property
     def train(self) -> TrainConfig:
@@ -119,17 +130,30 @@ class MethodContext:
         """The recipe's ``[backbone]`` (the ``default`` component with defaults if absent)."""
         return self._create(Kind.BACKBONE, self.recipe.backbone, default)
 
-    def build_generator(self, role: str) -> nn.Module:
-        """The recipe's ``[generators.<role>]``."""
-        if role not in self.recipe.generators:
-            raise ValueError(f"the recipe has no [generators.{role}] section")
-        return self._create(Kind.GENERATOR, self.recipe.generators[role])
+    def build_generator(self, role: str, default: str | None = None) -> nn.Module:
+        """The recipe's ``[generators.<role>]`` (the ``default`` component with its default
+        options when the recipe has no such section)."""
+        return self._create(Kind.GENERATOR, self.recipe.generators.get(role), default)
+
+    def build_loss(self, name: str, feature_dim: int = 0, **options: Any) -> nn.Module:
+        """One loss component by name with ``options`` (e.g. a method's default losses when
+        the recipe lists none); invalid options are a ReidError naming the loss."""
+        from reidcore.errors import ReidError
+
+        spec = self.registry.get(Kind.LOSS, name)
+        try:
+            config = spec.config(**options)
+        except (TypeError, ValueError) as exc:
+            raise ReidError(f"loss '{name}': invalid options {options}: {exc}") from None
+        return spec.create(config, num_classes=self.num_classes, feature_dim=feature_dim)
 
     def build_losses(self, feature_dim: int,
-                     default: Sequence[tuple[str, float]] = ()) -> nn.Module:
+                     default: Sequence[tuple[str, float] | tuple[str, float, Mapping[str, Any]]]
+                     = ()) -> nn.Module:
         """The recipe's ``[[losses]]`` as a :class:`~reidcore.losses.losses.WeightedLoss`;
-        the ``default`` (name, weight) pairs with default options when there are none.
-        Each loss is built with the context ``num_classes`` and ``feature_dim``."""
+        when there are none, the ``default`` entries ``(name, weight)`` or
+        ``(name, weight, options)``. Each loss is built with the context ``num_classes``
+        and ``feature_dim``."""
         from reidcore.losses.losses import WeightedLoss
 
         names, losses, weights = [], [], []
@@ -140,10 +164,11 @@ class MethodContext:
                 weights.append(section.weight)
                 losses.append(self._create(Kind.LOSS, section, **context))
         else:
-            for name, weight in default:
+            for name, weight, *options in default:
                 names.append(name)
                 weights.append(weight)
-                losses.append(self.registry.get(Kind.LOSS, name).create(**context))
+                losses.append(self.build_loss(name, feature_dim, **(options[0] if options
+                                                                    else {})))
         return WeightedLoss(names, losses, weights)
 
     def make_optimizer(self, groups: Mapping[str, Iterable[nn.Parameter]],
@@ -161,12 +186,116 @@ class MethodContext:
             self.clock = Clock(length=self.steps_per_epoch)
         return make_scheduler(optimizer, self.train, self.clock)
 
-    def wrap(self, module: nn.Module) -> nn.Module:
+    def wrap(self, module: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
         """``module`` itself, or DistributedDataParallel around it in a multi-process run.
-        Keep the unwrapped module for ``modules()`` (checkpoints use its keys)."""
+        Keep the unwrapped module for ``modules()`` (checkpoints use its keys).
+
+        ``find_unused_parameters``: set it when some parameters get no gradient in some
+        steps, e.g. a backbone frozen for the first epochs (DDP would otherwise wait for
+        their gradients forever and fail)."""
         if self.world_size <= 1 or self.meta:
             return module
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=device_ids)
+        return DistributedDataParallel(module, device_ids=device_ids,
+                                       find_unused_parameters=find_unused_parameters)
+
+    def sync_gradients(self, *modules: nn.Module) -> None:
+        """Average the gradients of ``modules`` over the processes of a multi-process run
+        (a no-op in one process). For methods that call parts of a network directly
+        (``encode``/``decode``, a discriminator's layers), which DDP's forward cannot
+        wrap: call it after ``backward`` and before the optimizer's step. Parameters
+        without a gradient count as zero on that rank."""
+        if self.world_size <= 1 or self.meta:
+            return
+        import torch.distributed as dist
+
+        grads = []
+        for module in modules:
+            for param in module.parameters():
+                if param.requires_grad:
+                    if param.grad is None:
+                        param.grad = torch.zeros_like(param)
+                    grads.append(param.grad)
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
+
+    def inputs(self, batch: Mapping[str, Any], *keys: str) -> tuple[torch.Tensor, ...]:
+        """The tensors ``batch[key]`` on the run's device, in the order of ``keys``; a key
+        may go one level down (``"target.images"``). Image batches (4-D floating point)
+        take ``channels_last`` when ``train.channels_last`` says so. The preamble of every
+        training step in one call::
+
+            images, pids = context.inputs(batch, "images", "pids")
+        """
+        from reidcore.errors import ReidError
+
+        channels_last = bool(getattr(self.train, "channels_last", False))
+        out = []
+        for key in keys:
+            value: Any = batch
+            for part in key.split("."):
+                if not isinstance(value, Mapping) or part not in value:
+                    available = ", ".join(sorted(value)) if isinstance(value, Mapping) else ""
+                    raise ReidError(f"the training batch has no '{key}' (keys: {available}); "
+                                    f"see the loader options (e.g. loader.positive, "
+                                    f"loader.textures, [[data.target]])")
+                value = value[part]
+            tensor = torch.as_tensor(value).to(self.device, non_blocking=True)
+            if channels_last and tensor.dim() == 4 and tensor.is_floating_point():
+                tensor = tensor.contiguous(memory_format=torch.channels_last)
+            out.append(tensor)
+        return tuple(out)
+
+    def load_run(self, ref: str | Path, modules: Sequence[str] | None = None,
+                 which: str = "last") -> Any:
+        """Another run's networks, frozen (eval mode, no gradients), on this run's device:
+        a :class:`~reidcore.engine.runs.LoadedRun`. ``ref`` is a role of the recipe's
+        ``[requires.<role>]`` (trained first by ``reid run``), a run directory or a
+        checkpoint file. A run that is missing is a ReidError saying how to train it."""
+        from reidcore.engine.runs import MissingRunError, load_run, requirement_dir
+
+        requirement = getattr(self.recipe, "requires", {}).get(str(ref))
+        if requirement is None:
+            return load_run(Path(ref), self.registry, device=self.device, modules=modules,
+                            which=which)  # type: ignore[arg-type]
+        if requirement.run:
+            path = Path(requirement.run)
+        elif self.run_dir is not None:
+            path = requirement_dir(self.run_dir, str(ref))
+        else:
+            raise MissingRunError(f"[requires.{ref}] names recipe '{requirement.recipe}': its "
+                                  f"run is found beside this run's directory, and this "
+                                  f"method is not being built inside a run")
+        try:
+            return load_run(path, self.registry, device=self.device, modules=modules,
+                            which=which)  # type: ignore[arg-type]
+        except MissingRunError as exc:
+            how = (f"train it with `reid run {requirement.recipe} --out {path}` (`reid run` "
+                   f"on this recipe trains it first)" if requirement.recipe
+                   else f"[requires.{ref}].run = '{requirement.run}' must name a trained run")
+            raise MissingRunError(f"required run '{ref}' is missing: {exc}; {how}") from None
+
+    def log_images(self, tag: str, rows: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
+                   step: int, value_range: tuple[float, float] = (-1.0, 1.0),
+                   limit: int = 8) -> Path | None:
+        """A grid of image batches, one row each (:func:`~reidcore.engine.images.image_grid`),
+        written to TensorBoard as ``images/<tag>`` and to ``<run dir>/images/<tag>/
+        step-<step>.png``; returns the PNG's path. Only the first process of a run writes;
+        outside a run (no run directory) nothing is written and None is returned."""
+        if self.run_dir is None or self.rank != 0 or self.meta:
+            return None
+        from reidcore.engine.images import image_grid, save_png
+
+        picture = image_grid(rows, value_range, limit)
+        if self.logger is not None:
+            self.logger.image(f"images/{tag}", picture, step)
+        return save_png(picture, self.run_dir / "images" / tag / f"step-{step:07d}.png")

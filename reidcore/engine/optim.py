@@ -78,6 +78,13 @@ class Clock:
     index: int = 0
     length: int = 1
 
+    @property
+    def step(self) -> int:
+        """Steps done before the next one: ``epoch * length + index``, exact when every
+        epoch has ``length`` steps (``train.steps_per_epoch`` makes it so). Loss-weight
+        ramps read it (:mod:`reidcore.engine.ramps`)."""
+        return self.epoch * self.length + self.index
+
     def position(self, config: TrainConfig) -> float:
         if config.schedule_by == "epoch":
             return float(self.epoch)

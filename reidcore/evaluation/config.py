@@ -66,3 +66,20 @@ class RankingConfig:
     sgs_repeats: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     seed: int = 0
     chunk_rows: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+
+
+@attrs.define
+class FIDConfig:
+    """Frechet Inception Distance (``fid``).
+
+    ``evaluate(query, gallery)`` returns the Frechet distance between the two feature
+    sets' Gaussians (``fid``). To get Inception features from images (``Inception``),
+    ``weights`` must name a local torchvision ``inception_v3`` state_dict file (e.g. the
+    ``IMAGENET1K_V1`` weights); nothing is ever downloaded. It is needed only then, so the
+    component builds without it. Images are resized to ``image_size`` (bilinear) and the
+    2048-d average-pool features are used.
+    """
+
+    weights: str = ""
+    image_size: int = attrs.field(default=299, validator=attrs.validators.ge(75))
+    batch_size: int = attrs.field(default=50, validator=attrs.validators.ge(1))

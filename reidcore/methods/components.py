@@ -12,5 +12,5 @@ def method_specs() -> list[ComponentSpec]:
                       build="reidcore.methods.baseline:build",
                       summary="strong baseline: backbone + BNNeck + CE (label smoothing) + "
                               "batch-hard triplet",
-                      example="reidcore.engine.build:example_context"),
+                      example="reidcore.engine.build:example_recipe"),
     ]

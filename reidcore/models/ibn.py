@@ -17,7 +17,7 @@ from torch import nn
 
 from reidcore.models.backbone import PooledBackbone
 from reidcore.models.config import IbnResNetConfig
-from reidcore.models.weights import load_weights, read_state_dict
+from reidcore.models.weights import load_weights, read_state_dict, weight_loading_enabled
 
 
 class IBN(nn.Module):
@@ -110,7 +110,7 @@ DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
 def build(config: IbnResNetConfig) -> PooledBackbone:
     trunk = ResNetIBN(DEPTHS[config.depth], last_stride=config.last_stride)
-    if config.pretrained:
+    if config.pretrained and weight_loading_enabled():
         load_weights(trunk, read_state_dict(config.pretrained), config.pretrained,
                      ignore_unexpected=("fc.",))
     return PooledBackbone(trunk, trunk.num_features, config.pooling, config.gem_p,

@@ -7,7 +7,7 @@ from torch import nn
 from reidcore.errors import ReidError
 from reidcore.models.backbone import PooledBackbone
 from reidcore.models.config import TimmBackboneConfig
-from reidcore.models.weights import load_weights, read_state_dict
+from reidcore.models.weights import load_weights, read_state_dict, weight_loading_enabled
 
 
 def set_last_stride_one(model: nn.Module, name: str = "model") -> None:
@@ -40,6 +40,8 @@ def create_timm_trunk(config: TimmBackboneConfig) -> nn.Module:
 
         raise ReidError(f"unknown timm model '{config.model}'"
                         f"{did_you_mean(config.model, timm.list_models())}")
+    if not weight_loading_enabled():  # reid check --build: shapes only, offline
+        return timm.create_model(config.model, pretrained=False, num_classes=0, global_pool="")
     hub = config.pretrained == "hub"
     try:
         trunk = timm.create_model(config.model, pretrained=hub, num_classes=0, global_pool="")

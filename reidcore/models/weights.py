@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import contextvars
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,27 @@ import torch
 from torch import nn
 
 from reidcore.errors import ReidError
+
+_LOADING_ENABLED = contextvars.ContextVar("reid_weight_loading", default=True)
+
+
+@contextlib.contextmanager
+def no_weight_loading() -> Iterator[None]:
+    """Inside this block components build with random weights: no weights file is read and
+    nothing is downloaded. ``reid check --build`` builds on the meta device this way, where
+    weights could not be stored anyway, so a recipe that names hub or local weights builds
+    offline and instantly."""
+    token = _LOADING_ENABLED.set(False)
+    try:
+        yield
+    finally:
+        _LOADING_ENABLED.reset(token)
+
+
+def weight_loading_enabled() -> bool:
+    """False inside :func:`no_weight_loading`: a component that loads pretrained weights
+    (from a file or a hub) checks this first and skips the loading when it is False."""
+    return _LOADING_ENABLED.get()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

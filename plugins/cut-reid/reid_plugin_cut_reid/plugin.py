@@ -14,7 +14,6 @@ from reidcore.registry import ComponentSpec
 from reid_plugin_cut_reid.config import (
     CutReidConfig,
     FeatureMatchingConfig,
-    FIDConfig,
     LSGANConfig,
     PatchDiscriminatorConfig,
     PatchNCEConfig,
@@ -61,16 +60,6 @@ def reid_losses() -> list[ComponentSpec]:
                       example=f"{_PKG}.losses:patch_nce_example",
                       summary="CUT's PatchNCE with per-layer MLP heads, negatives from the "
                               "same image; optional identity term"),
-    ]
-
-
-@hookimpl
-def reid_evaluators() -> list[ComponentSpec]:
-    return [
-        ComponentSpec(name="fid", kind="evaluator", config=FIDConfig,
-                      build=f"{_PKG}.fid:build_fid",
-                      summary="Frechet distance between two feature sets; Inception-v3 "
-                              "features from a local weights file"),
     ]
 
 

@@ -12,8 +12,7 @@ def test_contract(spec):
 def test_registers_what_the_readme_lists():
     names = {(spec.kind.value, spec.name) for spec in components_of("reid-plugin-cut-reid")}
     assert {("generator", "resnet_generator"), ("generator", "patch_discriminator"),
-            ("loss", "lsgan"), ("loss", "feature_matching"), ("loss", "patch_nce"),
-            ("evaluator", "fid")} <= names
+            ("loss", "lsgan"), ("loss", "feature_matching"), ("loss", "patch_nce")} <= names
 
 
 def test_hook_module_imports_no_torch():
@@ -21,7 +20,7 @@ def test_hook_module_imports_no_torch():
     import sys
 
     code = ("import sys, reid_plugin_cut_reid.plugin as p; p.reid_generators(); "
-            "p.reid_losses(); p.reid_evaluators(); p.reid_methods(); "
+            "p.reid_losses(); p.reid_methods(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

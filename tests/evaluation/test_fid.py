@@ -6,11 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from reidcore.errors import ReidError
-from reidcore.records import FeatureSet
 
-from reid_plugin_cut_reid.config import FIDConfig
-from reid_plugin_cut_reid.fid import (
+from reidcore.errors import ReidError
+from reidcore.evaluation.config import FIDConfig
+from reidcore.evaluation.fid import (
     FID,
     MissingWeightsError,
     frechet_distance,
@@ -18,6 +17,7 @@ from reid_plugin_cut_reid.fid import (
     load_inception,
     statistics,
 )
+from reidcore.records import FeatureSet
 
 
 def test_identical_gaussians_are_at_distance_zero():

@@ -1,4 +1,6 @@
-"""Frechet Inception Distance, as an Evaluator component (``fid``).
+"""Frechet Inception Distance, as an Evaluator component (``fid``) of the core.
+
+In the core because every method that generates images reports it (CUT-reid, DG-Net).
 
 FID(A, B) = ||mu_A - mu_B||^2 + Tr(S_A + S_B - 2 (S_A S_B)^(1/2)) between Gaussians fitted
 to two sets of features, in float64 and without SciPy. From statistics, the trace of the
@@ -30,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from reidcore.errors import ReidError
 from torch import nn
 
-from reid_plugin_cut_reid.config import FIDConfig
+from reidcore.errors import ReidError
+from reidcore.evaluation.config import FIDConfig
 
 
 class MissingWeightsError(ReidError):

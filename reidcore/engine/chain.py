@@ -1,0 +1,84 @@
+"""Multi-stage workflows from one command: the runs a recipe requires come first.
+
+A recipe declares the runs its method loads (``[requires.<role>]``, see
+:class:`~reidcore.recipe.Requirement`). ``reid run`` trains each required recipe that is
+missing into the sibling directory ``<run dir>-<role>`` (depth first: a requirement's own
+requirements before it), resumes one that was killed, skips one that completed, and then
+runs the recipe itself. Started again after a kill, the chain continues where it stopped.
+A directory that holds a different recipe than the one required is never reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reidcore.engine import checkpoint as ckpt
+from reidcore.engine.runs import is_completed, requirement_dir
+from reidcore.errors import ReidError
+
+
+def _differences(resolved: dict[str, Any], written: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(resolved) | set(written)):
+        a, b = resolved.get(key), written.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _check_same_recipe(recipe: Any, run_dir: Path, role: str) -> None:
+    from reidcore.recipe import read_toml, to_dict
+
+    written_path = run_dir / "recipe.toml"
+    if not written_path.is_file():
+        return
+    differing = _differences(to_dict(recipe), read_toml(written_path))
+    if differing:
+        raise ReidError(f"required run '{role}' at {run_dir} was made with a different recipe "
+                        f"(differing keys: {', '.join(differing[:8])}); remove or move that "
+                        f"directory, or point [requires.{role}].run at it to use it as it is")
+
+
+def run_chain(recipe: Any, plugins: Any, run_dir: Path | None, resume: bool = False,
+              recipe_name: str = "recipe", source: Path | None = None, *, nproc: int = 1,
+              quiet: bool = False, _stack: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Train the runs ``recipe`` requires that are missing, then ``recipe`` itself into
+    ``run_dir`` (None: ``runs/<recipe>-<time>``, or the engine's choice when nothing is
+    required); return its summary. ``source`` is the recipe's file (requirements given
+    as relative paths are looked up beside it first)."""
+    from reidcore.engine.runner import default_run_dir, run_recipe
+    from reidcore.recipe import load_recipe
+
+    if run_dir is None and recipe.requires:
+        if resume:
+            raise ReidError("--resume needs --out DIR: the run directory to continue")
+        run_dir = default_run_dir(recipe_name)  # the requirements live beside it
+
+    base = source.parent if source is not None else None
+    if source is not None and not _stack:
+        _stack = (str(source.resolve()),)
+    for role, requirement in recipe.requires.items():
+        if not requirement.recipe:
+            continue  # an existing run, used as it is (context.load_run checks it)
+        path, required = load_recipe(requirement.recipe, plugins, requirement.set, base)
+        key = str(path.resolve())
+        if key in _stack:
+            raise ReidError(f"recipes require each other in a circle: "
+                            f"{' -> '.join((*_stack, key))}")
+        target = requirement_dir(run_dir, role)
+        _check_same_recipe(required, target, role)
+        if is_completed(target):
+            if not quiet:
+                print(f"requirement '{role}': completed run {target} is reused", flush=True)
+            continue
+        started = ckpt.latest(target / "checkpoints") is not None
+        if not quiet:
+            print(f"requirement '{role}': {'resuming' if started else 'training'} "
+                  f"{path.stem} in {target}", flush=True)
+        run_chain(required, plugins, target, resume=started, recipe_name=path.stem,
+                  source=path, nproc=nproc, quiet=quiet, _stack=(*_stack, key))
+    return run_recipe(recipe, plugins, out=run_dir, resume=resume, recipe_name=recipe_name,
+                      nproc=nproc, quiet=quiet)
