@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -52,6 +53,21 @@ def resolve_callable(target: str | BuildFunction) -> BuildFunction:
     return value
 
 
+def _accepted(function: Callable[..., Any], keywords: dict[str, Any]) -> dict[str, Any]:
+    """The ``keywords`` that ``function`` accepts by name (all of them with ``**kwargs``)."""
+    if not keywords:
+        return keywords
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: pass everything
+        return keywords
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return keywords
+    names = {p.name for p in parameters
+             if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+    return {key: value for key, value in keywords.items() if key in names}
+
+
 def _check_config_class(_instance: Any, _attribute: attrs.Attribute, value: type) -> None:
     if not attrs.has(value):
         raise TypeError(f"config must be an attrs class, got {value!r}")
@@ -82,15 +98,17 @@ class ComponentSpec:
     def create(self, config: Any | None = None, /, **context: Any) -> Any:
         """Build the component from a config instance (the defaults when ``None``).
 
-        ``context`` is passed on to the build function as keyword arguments; methods
-        receive what they need from the run this way (see ``reidcore.interfaces``).
+        ``context`` is passed on to the build function as keyword arguments, those it
+        accepts (all of them with ``**kwargs``): methods receive ``context``, losses may
+        take ``num_classes`` and ``feature_dim``, and a plain ``build(config)`` still works.
         """
         if config is None:
             config = self.default_config()
         if not isinstance(config, self.config):
             raise TypeError(f"{self.kind.value} '{self.name}' expects {self.config.__name__}, "
                             f"got {type(config).__name__}")
-        return resolve_callable(self.build)(config, **context)
+        build = resolve_callable(self.build)
+        return build(config, **_accepted(build, context))
 
 
 @attrs.define

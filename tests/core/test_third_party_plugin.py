@@ -56,8 +56,9 @@ def test_plugins_lists_the_third_party_plugin_and_reports_the_broken_one(install
     found = listing()
     example = found["example"]
     assert example["status"] == "ok"
-    assert (example["distribution"], example["version"]) == ("reid-plugin-example", "0.3.0")
-    assert example["components"] == {"backbone": ["tiny_cnn"], "loss": ["embedding_norm"]}
+    assert (example["distribution"], example["version"]) == ("reid-plugin-example", "0.4.0")
+    assert example["components"] == {"backbone": ["tiny_cnn"], "loss": ["embedding_norm"],
+                                     "method": ["tiny_classifier"]}
     broken = found["broken"]
     assert broken["status"] == "failed"
     assert (broken["distribution"], broken["version"]) == ("reid-plugin-broken", "9.9.1")
@@ -97,6 +98,7 @@ def test_packaged_recipe_of_the_plugin_is_listed(installed_plugins):
 
 def test_contract_checks_pass_on_the_third_party_components(installed_plugins):
     specs = components_of("reid-plugin-example")
-    assert sorted(spec.name for spec in specs) == ["embedding_norm", "tiny_cnn"]
+    assert sorted(spec.name for spec in specs) == ["embedding_norm", "tiny_classifier",
+                                                   "tiny_cnn"]
     for spec in specs:
         check_component(spec)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import attrs
 
-from reidcore import hookimpl
-from reidcore.registry import ComponentSpec
+from reidcore.api import ComponentSpec, hookimpl
 
 
 @attrs.define
@@ -24,6 +23,14 @@ class EmbeddingNormConfig:
     """Options of the ``embedding_norm`` loss."""
 
     target: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+
+
+@attrs.define
+class TinyClassifierConfig:
+    """Options of the ``tiny_classifier`` method (recipe keys of ``[method]``)."""
+
+    scale: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    """Multiplies the embedding before the classifier."""
 
 
 @hookimpl
@@ -44,3 +51,12 @@ def reid_losses() -> list[ComponentSpec]:
 @hookimpl
 def reid_recipe_dirs() -> list[Path]:
     return [Path(str(files("reid_plugin_example") / "recipes"))]
+
+
+@hookimpl
+def reid_methods() -> list[ComponentSpec]:
+    return [ComponentSpec(name="tiny_classifier", kind="method", config=TinyClassifierConfig,
+                          build="reid_plugin_example.method:build",
+                          example="reid_plugin_example.method:example_recipe",
+                          summary="backbone + linear classifier, trained with the recipe's "
+                                  "losses")]

@@ -1,0 +1,69 @@
+"""A small trainable method written on ``reidcore.api`` alone: backbone + linear classifier,
+trained with the recipe's ``[[losses]]`` (default: cross-entropy and ``embedding_norm``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from reid_plugin_example.plugin import TinyClassifierConfig
+from reidcore.api import MethodContext, Optimization
+
+DEFAULT_LOSSES = [("cross_entropy", 1.0, {"label_smoothing": 0.1}),
+                  ("embedding_norm", 0.1)]
+
+
+class TinyClassifier:
+    """Modules ``network`` (backbone + classifier); ``embed`` gives the backbone's vector."""
+
+    def __init__(self, config: TinyClassifierConfig, context: MethodContext):
+        self.context = context
+        backbone = context.build_backbone(default="timm")
+        self.network = nn.ModuleDict({
+            "backbone": backbone,
+            "classifier": nn.Linear(backbone.feature_dim, context.num_classes)})
+        self.losses = context.build_losses(backbone.feature_dim, DEFAULT_LOSSES)
+        self.scale = config.scale
+        self.optimization: Optimization | None = None
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        return {"network": self.network, "losses": self.losses}
+
+    def configure_optimizers(self) -> Optimization:
+        optimizer = self.context.make_optimizer({
+            "backbone": self.network["backbone"].parameters(),
+            "classifier": self.network["classifier"].parameters()})
+        self.optimization = Optimization({"main": optimizer},
+                                         {"main": self.context.make_scheduler(optimizer)})
+        return self.optimization
+
+    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
+        optimizer = (self.optimization or self.configure_optimizers()).optimizers["main"]
+        precision = self.context.precision
+        images, pids = self.context.inputs(batch, "images", "pids")
+        with precision.autocast():
+            embeddings = self.network["backbone"](images)
+            logits = self.network["classifier"](embeddings * self.scale)
+        total, parts = self.losses({"embeddings": embeddings, "features": embeddings,
+                                    "logits": logits}, {"pids": pids})
+        optimizer.zero_grad(set_to_none=True)
+        precision.backward(total)
+        precision.step(optimizer)
+        return {"loss": float(total.detach()),
+                **{f"loss/{name}": float(value.detach()) for name, value in parts.items()}}
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network["backbone"](images)
+
+
+def build(config: TinyClassifierConfig, *, context: MethodContext) -> TinyClassifier:
+    return TinyClassifier(config, context)
+
+
+def example_recipe() -> dict[str, Any]:
+    """The contract checks' recipe: the plugin's tiny CNN as the backbone."""
+    return {"backbone": {"name": "tiny_cnn", "width": 4, "feature_dim": 8}}
