@@ -1,13 +1,16 @@
 """Commands: translate a folder of images with a trained cut_reid generator, and the FID
 between two folders of images.
 
+    reid cut-reid-translate runs/<run> photos/ translated/
     reid cut-reid-translate runs/<run>/checkpoints/best.pt photos/ translated/
     reid cut-reid-fid real/ translated/ --weights inception_v3_google-0cc3c7bd.pth
 
-The generator's options come from the run's ``recipe.toml`` (next to ``checkpoints/``) or
-``--recipe``; images are resized to the recipe's ``loader.height`` x ``loader.width``
+The translator is rebuilt from the run's own ``recipe.toml`` and its weights loaded by
+``reidcore.api.load_run`` (a run directory: its last checkpoint, or ``--which best``; or a
+checkpoint file); images are resized to the recipe's ``loader.height`` x ``loader.width``
 (or ``--size HxW``), translated, and written under the output folder with the same
-relative paths (PNG). Argument parsing imports no torch; the command does.
+relative paths (PNG). The FID is the core's ``fid`` evaluator (``reidcore.api.FID``).
+Argument parsing imports no torch; the commands do.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from reidcore.data.datasets.base import find_images
-from reidcore.errors import ReidError
+from reidcore.api import ReidError
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -25,11 +27,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "cut-reid-translate", help="translate a folder of images with a cut_reid generator",
         description="Translate a folder of images with a trained cut_reid generator; the "
                     "generator's options come from the run's recipe.toml.")
-    parser.add_argument("checkpoint", type=Path, help="a cut_reid run's checkpoint (.pt)")
+    parser.add_argument("checkpoint", type=Path,
+                        help="a cut_reid run directory or one of its checkpoints (.pt)")
     parser.add_argument("input", type=Path, help="folder of images (searched recursively)")
     parser.add_argument("output", type=Path, help="folder for the translated PNG images")
-    parser.add_argument("--recipe", type=Path, default=None,
-                        help="the run's recipe (default: <run>/recipe.toml)")
+    parser.add_argument("--which", choices=("last", "best"), default="last",
+                        help="for a run directory: its last or its best checkpoint")
     parser.add_argument("--size", default=None, help="HxW, default: the recipe's loader size")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -59,31 +62,15 @@ def _parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _load_translator(checkpoint: Path, recipe_path: Path | None, plugins: Any) -> tuple[Any, Any]:
-    from reidcore.engine import checkpoint as ckpt
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import read_toml, resolve
-    from reidcore.registry import Kind
+def _load_translator(checkpoint: Path, plugins: Any, which: str = "last") -> tuple[Any, Any]:
+    """The trained translator (eval mode, on the CPU) and the run's recipe."""
+    from reidcore.api import load_run
 
-    plugins = plugins or get_plugins()
-    recipe_path = recipe_path or checkpoint.resolve().parent.parent / "recipe.toml"
-    if not recipe_path.is_file():
-        raise ReidError(f"no recipe for {checkpoint}: {recipe_path} does not exist; give the "
-                        f"run's recipe with --recipe")
-    recipe = resolve(read_toml(recipe_path), str(recipe_path), plugins.registry, plugins.hook)
-    if recipe.method.name != "cut_reid":
-        raise ReidError(f"{recipe_path} is a '{recipe.method.name}' recipe; cut-reid-translate "
-                        f"needs a cut_reid run")
-    section = recipe.generators.get("translator")
-    spec = plugins.registry.get(Kind.GENERATOR, section.name if section else "resnet_generator")
-    translator = spec.create(section.config if section else None)
-    data = ckpt.read(checkpoint)
-    if "translator" not in data["modules"]:
-        raise ReidError(f"{checkpoint} holds no 'translator' module (modules: "
-                        f"{', '.join(sorted(data['modules']))})")
-    ckpt.load_modules({"translator": translator}, {"translator": data["modules"]["translator"]},
-                      str(checkpoint))
-    return translator.eval(), recipe
+    loaded = load_run(checkpoint, plugins.registry, modules=["translator"], which=which)
+    if loaded.recipe.method.name != "cut_reid":
+        raise ReidError(f"{loaded.run_dir} is a '{loaded.recipe.method.name}' run; "
+                        f"cut-reid-translate needs a cut_reid run")
+    return loaded["translator"], loaded.recipe
 
 
 def _read_images(paths: list[Path], size: tuple[int, int]) -> Any:
@@ -107,6 +94,7 @@ def translate_folder(translator: Any, source: Path, target: Path, size: tuple[in
                      device: str = "cpu", batch_size: int = 16) -> list[Path]:
     """Translate every image under ``source`` into ``target`` (same relative paths, .png)."""
     import torch
+    from reidcore.api import find_images
     from torchvision.utils import save_image
 
     paths = find_images(source, "input folder")
@@ -125,8 +113,8 @@ def translate_folder(translator: Any, source: Path, target: Path, size: tuple[in
     return written
 
 
-def command_translate(args: argparse.Namespace, plugins: Any = None) -> int:
-    translator, recipe = _load_translator(args.checkpoint, args.recipe, plugins)
+def command_translate(args: argparse.Namespace, plugins: Any) -> int:
+    translator, recipe = _load_translator(args.checkpoint, plugins, args.which)
     size = _parse_size(args.size) if args.size else (recipe.loader.height, recipe.loader.width)
     written = translate_folder(translator, args.input, args.output, size, args.device,
                                args.batch_size)
@@ -134,12 +122,12 @@ def command_translate(args: argparse.Namespace, plugins: Any = None) -> int:
     return 0
 
 
-def command_fid(args: argparse.Namespace, plugins: Any = None) -> int:
-    from reid_plugin_cut_reid.config import FIDConfig
-    from reid_plugin_cut_reid.fid import FID
+def command_fid(args: argparse.Namespace, plugins: Any) -> int:
+    from reidcore.api import find_images
 
     size = _parse_size(args.size)
-    fid = FID(FIDConfig(weights=args.weights))
+    spec = plugins.registry.get("evaluator", "fid")
+    fid = spec.create(spec.config(weights=args.weights))  # reidcore.api.FID
     fid.network  # noqa: B018 - fail on a bad weights file before reading any image
     first = _read_images(find_images(args.first, "input folder"), size)
     second = _read_images(find_images(args.second, "input folder"), size)

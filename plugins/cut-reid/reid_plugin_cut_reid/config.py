@@ -202,5 +202,6 @@ class CutReidConfig:
     reid_milestones: list[int] = attrs.field(factory=lambda: [30, 40], validator=_increasing)
     gamma: float = attrs.field(default=0.1, validator=_positive)
     log_images_every: int = attrs.field(default=0, validator=_ge0)
-    """Every N epochs (and after the last) write a grid of source / translated / target
-    images to ``translations/epoch_XXX.png`` in the run directory (0 = never)."""
+    """Every N epochs (and after the last) log a grid of source / translated / target
+    images: TensorBoard ``images/translations`` and ``images/translations/step-XXXXXXX.png``
+    in the run directory (step = steps done; 0 = never)."""

@@ -13,33 +13,37 @@ target batch ``y``:
 
 ``embed`` is the re-ID branch's BNNeck feature of the encoder's output, plus that of the
 flipped image with ``eval_flip`` (a sum, as Synth-ReID; leave the evaluator's ``flip`` off).
+
+Several processes (``reid run --nproc N``): the steps call the translator's ``encode`` /
+``decode`` / ``features`` and the discriminator's ``features`` directly, which DDP's forward
+wrapper cannot see, so after each backward the gradients of the modules about to step are
+averaged over the processes with ``context.sync_gradients`` (a no-op in one process).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
-from reidcore.engine.optim import Clock, ClockLR, Optimization
-from reidcore.errors import ReidError
-from reidcore.registry import Kind
+from reidcore.api import (
+    Clock,
+    ClockLR,
+    MethodContext,
+    Optimization,
+    ReidError,
+    batch_hard_triplet,
+)
 from torch import nn
 
-from reid_plugin_cut_reid.config import (
-    CutReidConfig,
-    PatchDiscriminatorConfig,
-    PatchNCEConfig,
-    ResnetGeneratorConfig,
-)
+from reid_plugin_cut_reid.config import CutReidConfig, PatchNCEConfig
 from reid_plugin_cut_reid.losses import (
     PatchNCELoss,
     cross_entropy_label_smooth,
     feature_matching,
     lsgan,
 )
-from reid_plugin_cut_reid.networks import PatchDiscriminator, ReidBranch, ResnetGenerator
+from reid_plugin_cut_reid.networks import ReidBranch
 
 TRANSLATOR, DISCRIMINATOR = "translator", "discriminator"
 DEFAULT_COMPONENTS = {TRANSLATOR: "resnet_generator", DISCRIMINATOR: "patch_discriminator"}
@@ -58,25 +62,16 @@ def _requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def _build_network(context: Any, role: str) -> nn.Module:
-    generators = getattr(context.recipe, "generators", None) or {}
-    if role in generators:
-        return context.build_generator(role)
-    return context.registry.get(Kind.GENERATOR, DEFAULT_COMPONENTS[role]).create()
-
-
 class CutReid:
-    """A :class:`reidcore.interfaces.Method` (see the module docstring). Modules:
+    """A ``Method`` (``reidcore.api.Method``) (see the module docstring). Modules:
     ``translator`` (G), ``discriminator`` (D), ``nce`` (the PatchNCE heads) and ``reid``."""
 
-    def __init__(self, config: CutReidConfig, context: Any):
-        if getattr(context, "world_size", 1) > 1:
-            raise ReidError("cut_reid trains in one process only (its G and D steps call "
-                            "the encoder and decoder directly, which DDP does not wrap)")
+    def __init__(self, config: CutReidConfig, context: MethodContext):
         self.config = config
         self.context = context
-        self.translator = _build_network(context, TRANSLATOR)
-        self.discriminator = _build_network(context, DISCRIMINATOR)
+        self.translator = context.build_generator(TRANSLATOR, DEFAULT_COMPONENTS[TRANSLATOR])
+        self.discriminator = context.build_generator(DISCRIMINATOR,
+                                                     DEFAULT_COMPONENTS[DISCRIMINATOR])
         for role, net, needs in ((TRANSLATOR, self.translator, ("encode", "decode", "features")),
                                  (DISCRIMINATOR, self.discriminator, ("features",))):
             missing = [name for name in needs if not hasattr(net, name)]
@@ -94,7 +89,6 @@ class CutReid:
                                config.reid_layers, config.reid_width,
                                config.classifier_init)
         self._optimization: Optimization | None = None
-        self._image_batch: dict[str, torch.Tensor] | None = None
 
     # -- the Method contract -----------------------------------------------------------------
 
@@ -131,14 +125,12 @@ class CutReid:
             self.configure_optimizers()
         assert self._optimization is not None
         opt = self._optimization.optimizers
-        c = self.config
-        device = self.context.device
-        precision = self.context.precision
+        c, context = self.config, self.context
+        precision = context.precision
         if "target" not in batch:
             raise ReidError("cut_reid needs unlabelled target images: add [[data.target]]")
-        x = batch["images"].to(device, non_blocking=True)
-        y = batch["target"]["images"].to(device, non_blocking=True)
-        pids = torch.as_tensor(batch["pids"]).to(device, non_blocking=True).long()
+        x, y, pids = context.inputs(batch, "images", "target.images", "pids")
+        pids = pids.long()
         g, d = self.translator, self.discriminator
         layers = [*self.nce_layers, self.feature_layer]
 
@@ -170,7 +162,10 @@ class CutReid:
         for name in ("translator", "nce", "reid"):
             opt[name].zero_grad(set_to_none=True)
         precision.backward(total)
-        for name in ("translator", "nce") + (("reid",) if c.guide_gen else ()):
+        stepping = ("translator", "nce") + (("reid",) if c.guide_gen else ())
+        modules = self.modules()
+        context.sync_gradients(*(modules[name] for name in stepping))
+        for name in stepping:
             precision.step(opt[name])
         _requires_grad(d, True)
         metrics["loss/generator"] = total
@@ -187,6 +182,7 @@ class CutReid:
             loss_d = c.weight_dis * (loss_d_real + loss_d_fake) + c.weight_sim * loss_d_sim
         opt["discriminator"].zero_grad(set_to_none=True)
         precision.backward(loss_d)
+        context.sync_gradients(d)
         precision.step(opt["discriminator"])
         metrics.update({"loss/d_real": loss_d_real, "loss/d_fake": loss_d_fake,
                         "loss/d_sim": loss_d_sim, "loss/discriminator": loss_d})
@@ -197,13 +193,12 @@ class CutReid:
                 reid_total, reid_metrics = self._reid_loss(reid_input.detach(), pids)
             opt["reid"].zero_grad(set_to_none=True)
             precision.backward(reid_total)
+            context.sync_gradients(self.reid)
             precision.step(opt["reid"])
             metrics.update(reid_metrics)
 
         metrics["loss"] = metrics["loss/generator"] + metrics["loss/discriminator"]
-        self._image_batch = {"source": x[:8].detach(), "translated": fake_detached[:8],
-                             "target": y[:8].detach()}
-        self._maybe_log_images(step)
+        self._maybe_log_images(step, {"source": x, "translated": fake_detached, "target": y})
         return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
                 for k, v in metrics.items()}
 
@@ -216,8 +211,6 @@ class CutReid:
         metrics = {"loss/reid_ce": loss_x,
                    "accuracy": (out["logits"].detach().argmax(1) == pids).float().mean()}
         if c.weight_t > 0:
-            from reidcore.losses.losses import batch_hard_triplet
-
             loss_t = batch_hard_triplet(out["features"], pids, c.triplet_margin)
             total = total + c.weight_t * loss_t
             metrics["loss/reid_triplet"] = loss_t
@@ -238,64 +231,33 @@ class CutReid:
         """Translated images (same normalisation as the input: [-1, 1])."""
         return self.translator(images)
 
-    def _maybe_log_images(self, step: int) -> None:
-        every = self.config.log_images_every
-        if not every or self._image_batch is None:
+    def _maybe_log_images(self, step: int, rows: Mapping[str, torch.Tensor]) -> None:
+        """At the end of every ``log_images_every``-th epoch (and of the last one), a grid of
+        source / translated / target rows (``images/translations`` in TensorBoard and
+        ``<run>/images/translations/step-XXXXXXX.png``, step = steps done)."""
+        every, clock = self.config.log_images_every, self.context.clock
+        if not every or clock is None or clock.index + 1 < clock.length:
             return
-        from reid_plugin_cut_reid.plugin import current_run_dir
-
-        run_dir = current_run_dir()
-        steps = max(int(getattr(self.context, "steps_per_epoch", 1)), 1)
-        epoch_done = (step + 1) // steps
-        last_of_epoch = (step + 1) % steps == 0
-        epochs = self.context.recipe.train.epochs if hasattr(self.context, "recipe") else 0
-        if run_dir is None or not last_of_epoch or not (
-                epoch_done % every == 0 or epoch_done == epochs):
-            return
-        save_translation_grid(self._image_batch, Path(run_dir) / "translations"
-                              / f"epoch_{epoch_done:03d}.png")
+        epoch_done = clock.epoch + 1
+        if epoch_done % every == 0 or epoch_done == self.context.recipe.train.epochs:
+            self.context.log_images("translations", rows, step + 1)
 
 
-def save_translation_grid(images: Mapping[str, torch.Tensor], path: Path) -> Path:
-    """Rows of source / translated / target images (from [-1, 1]) saved as one PNG."""
-    from torchvision.utils import save_image
-
-    rows = [images[k].float().cpu() for k in ("source", "translated", "target") if k in images]
-    n = min(r.shape[0] for r in rows)
-    grid = torch.cat([r[:n] for r in rows]).clamp(-1, 1) * 0.5 + 0.5
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, path, nrow=n, padding=2)
-    return path
-
-
-def build(config: CutReidConfig, *, context: Any) -> CutReid:
+def build(config: CutReidConfig, *, context: MethodContext) -> CutReid:
     return CutReid(config, context)
 
 
 # --- contract example -----------------------------------------------------------------------
 
 
-class _ExampleRegistry:
-    """Small networks under the default names, so the contract check stays fast."""
-
-    def get(self, kind: Any, name: str) -> Any:
-        from reidcore.registry import ComponentSpec
-
-        if name == DEFAULT_COMPONENTS[TRANSLATOR]:
-            return ComponentSpec(name=name, kind="generator", config=ResnetGeneratorConfig,
-                                 build=lambda _c: ResnetGenerator(
-                                     ResnetGeneratorConfig(ngf=8, blocks=2)))
-        return ComponentSpec(name=name, kind="generator", config=PatchDiscriminatorConfig,
-                             build=lambda _c: PatchDiscriminator(PatchDiscriminatorConfig(ndf=8)))
-
-
-def method_example() -> dict[str, Any]:
-    """The build context for the contract check: a small translator and discriminator,
-    4 identities, CPU."""
-    from types import SimpleNamespace
-
-    from reidcore.engine.context import MethodContext
-
-    recipe = SimpleNamespace(generators={}, train=SimpleNamespace(epochs=1))
-    context = MethodContext(recipe=recipe, registry=_ExampleRegistry(), num_classes=4)
-    return {"context": context}
+def recipe_example() -> dict[str, Any]:
+    """The contract check's recipe: small translator, discriminator and re-ID branch."""
+    return {
+        "method": {"num_patches": 16, "reid_layers": [1, 1, 1], "reid_width": 8},
+        "generators": {TRANSLATOR: {"name": "resnet_generator", "ngf": 8, "blocks": 2},
+                       DISCRIMINATOR: {"name": "patch_discriminator", "ndf": 8}},
+        "data": {"source": [{"name": "synthetic", "size": "64x32"}],
+                 "target": [{"name": "synthetic", "style": "real", "size": "64x32"}]},
+        "loader": {"height": 64, "width": 32, "normalize": "tanh"},
+        "evaluate": {"name": "ranking", "flip": False},
+    }

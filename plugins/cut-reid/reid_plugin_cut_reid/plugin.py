@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from reidcore import hookimpl
-from reidcore.errors import RecipeProblem
-from reidcore.registry import ComponentSpec
+from reidcore.api import ComponentSpec, RecipeProblem, hookimpl
 
 from reid_plugin_cut_reid.config import (
     CutReidConfig,
@@ -23,7 +20,6 @@ from reid_plugin_cut_reid.config import (
 _PKG = "reid_plugin_cut_reid"
 METHOD = "cut_reid"
 ROLES = {"translator": "resnet_generator", "discriminator": "patch_discriminator"}
-_RUN: dict[str, str | None] = {"dir": None}
 
 
 @hookimpl
@@ -67,7 +63,7 @@ def reid_losses() -> list[ComponentSpec]:
 def reid_methods() -> list[ComponentSpec]:
     return [
         ComponentSpec(name=METHOD, kind="method", config=CutReidConfig,
-                      build=f"{_PKG}.method:build", example=f"{_PKG}.method:method_example",
+                      build=f"{_PKG}.method:build", example=f"{_PKG}.method:recipe_example",
                       summary="Synth-ReID: CUT translation (PatchNCE + LSGAN + feature "
                               "matching) with a joint ResNet re-ID branch"),
     ]
@@ -105,24 +101,6 @@ def reid_validate_recipe(recipe: Any, registry: Any) -> list[RecipeProblem]:
                                       "image's feature itself (method eval_flip); set the "
                                       "evaluator's flip = false"))
     return problems
-
-
-@hookimpl
-def reid_run_start(run: Any) -> None:
-    """Remember the run directory so cut_reid can write translation grids into it."""
-    if getattr(getattr(run.recipe, "method", None), "name", None) == METHOD:
-        _RUN["dir"] = run.run_dir
-
-
-@hookimpl
-def reid_run_end(run: Any, summary: Mapping[str, Any]) -> None:
-    if _RUN["dir"] == run.run_dir:
-        _RUN["dir"] = None
-
-
-def current_run_dir() -> str | None:
-    """The directory of the cut_reid run in progress in this process (None outside one)."""
-    return _RUN["dir"]
 
 
 @hookimpl

@@ -1,13 +1,17 @@
-"""``reid cut-reid-translate``: a folder of images through a saved translator."""
+"""``reid cut-reid-translate``: a folder of images through a saved translator, and
+``reid cut-reid-fid`` (the core's FID)."""
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from reidcore.api import load_recipe
 from reidcore.cli import main
 from reidcore.engine import checkpoint as ckpt
+from reidcore.plugins import get_plugins
 
 from reid_plugin_cut_reid.commands import _load_translator, translate_folder
 
@@ -17,18 +21,16 @@ RECIPE = Path(__file__).resolve().parents[1] / "reid_plugin_cut_reid" / "recipes
 
 @pytest.fixture
 def run_dir(tmp_path):
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import read_toml, resolve
-    from reidcore.registry import Kind
-
+    """A run directory as the engine writes one: recipe, manifest, a checkpoint."""
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     shutil.copy(RECIPE, run / "recipe.toml")
+    (run / "manifest.json").write_text(json.dumps({"num_classes": 40}))
     plugins = get_plugins()
-    recipe = resolve(read_toml(RECIPE), "r", plugins.registry, plugins.hook)
+    _, recipe = load_recipe(RECIPE, plugins)
     section = recipe.generators["translator"]
     torch.manual_seed(0)
-    translator = plugins.registry.get(Kind.GENERATOR, section.name).create(section.config)
+    translator = plugins.registry.get("generator", section.name).create(section.config)
     ckpt.save(run / "checkpoints" / "epoch-0001.pt",
               {"format": ckpt.FORMAT, "epoch": 1, "modules": {"translator":
                                                               translator.state_dict()}})
@@ -54,10 +56,18 @@ def test_translate_command_writes_every_image(run_dir, tmp_path, capsys):
     assert outs == ["img1.png", "img2.png", "sub/img0.png"]
     with Image.open(tmp_path / "out" / "img1.png") as image:
         assert image.size == (32, 64)  # the recipe's 64x32 (H x W)
-    # the command loads the checkpoint's weights into the recipe's translator
-    loaded, _ = _load_translator(run / "checkpoints" / "epoch-0001.pt", None, None)
+    # the command loads the checkpoint's weights into the recipe's translator, from the
+    # checkpoint or from the run directory (its last checkpoint)
     theirs = translator.state_dict()
-    assert all(torch.equal(v, theirs[k]) for k, v in loaded.state_dict().items())
+    for ref in (run / "checkpoints" / "epoch-0001.pt", run):
+        loaded, recipe = _load_translator(ref, get_plugins())
+        assert recipe.method.name == "cut_reid" and not loaded.training
+        assert all(torch.equal(v, theirs[k]) for k, v in loaded.state_dict().items())
+    assert main(["cut-reid-translate", str(run), str(tmp_path / "in"),
+                 str(tmp_path / "out2")]) == 0
+    with Image.open(tmp_path / "out2" / "img1.png") as a, \
+            Image.open(tmp_path / "out" / "img1.png") as b:
+        assert a.tobytes() == b.tobytes()
 
 
 def test_translate_errors(run_dir, tmp_path, capsys):
@@ -72,7 +82,15 @@ def test_translate_errors(run_dir, tmp_path, capsys):
     assert "no images" in capsys.readouterr().err
     assert main(["cut-reid-translate", str(tmp_path / "x.pt"), str(tmp_path / "empty"),
                  str(tmp_path / "o")]) == 1
-    assert "no recipe" in capsys.readouterr().err
+    assert "no run directory or checkpoint" in capsys.readouterr().err
+    assert main(["cut-reid-translate", str(run), str(tmp_path / "empty"), str(tmp_path / "o"),
+                 "--which", "best"]) == 1
+    assert "no best checkpoint" in capsys.readouterr().err
+    (run / "recipe.toml").unlink()
+    assert main(["cut-reid-translate", checkpoint, str(tmp_path / "empty"),
+                 str(tmp_path / "o")]) == 1
+    assert "has no recipe.toml" in capsys.readouterr().err
+    shutil.copy(RECIPE, run / "recipe.toml")
     assert main(["cut-reid-translate", checkpoint, str(tmp_path / "empty"),
                  str(tmp_path / "o"), "--size", "big"]) == 1
     assert "--size" in capsys.readouterr().err

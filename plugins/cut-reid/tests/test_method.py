@@ -5,16 +5,23 @@ from pathlib import Path
 
 import pytest
 import torch
-from reidcore.errors import RecipeError
+from reidcore.api import RecipeError
+from reidcore.testing import components_of, method_context
 
 from reid_plugin_cut_reid.config import CutReidConfig
-from reid_plugin_cut_reid.method import CutReid, method_example, save_translation_grid
+from reid_plugin_cut_reid.method import CutReid, recipe_example
+
+
+def context():
+    """The contract example's context: small networks, 4 identities, CPU."""
+    (spec,) = components_of("reid-plugin-cut-reid", ["method"])
+    return method_context(spec, recipe_example())
 
 
 def make(**options):
     torch.manual_seed(0)
     return CutReid(CutReidConfig(num_patches=16, reid_layers=[1, 1, 1], reid_width=8,
-                                 **options), **method_example())
+                                 **options), context())
 
 
 def batch(seed=0):
@@ -136,14 +143,36 @@ def test_embedding_adds_the_flipped_images_feature():
     assert torch.allclose(summed, single + flipped, atol=1e-5)
 
 
-def test_translation_grid(tmp_path):
+def test_translation_grid_is_logged_at_the_end_of_every_nth_epoch(tmp_path):
+    import attrs
     from PIL import Image
 
-    images = {k: torch.rand(3, 3, 16, 8) * 2 - 1 for k in ("source", "translated", "target")}
-    path = save_translation_grid(images, tmp_path / "t" / "grid.png")
-    with Image.open(path) as image:
-        # 3 columns and 3 rows of 16x8 images with 2-pixel padding
-        assert image.size == (3 * (8 + 2) + 2, 3 * (16 + 2) + 2)
+    method = make(log_images_every=2)
+    context = method.context
+    context.run_dir = tmp_path
+    context.recipe = attrs.evolve(context.recipe,
+                                  train=attrs.evolve(context.recipe.train, epochs=3))
+    method.configure_optimizers()
+    step = 0
+    for epoch in range(3):  # as the engine moves the clock: 2 steps per epoch
+        context.clock.start_epoch(epoch, 2)
+        for _ in range(2):
+            method.training_step(batch(step), step)
+            context.clock.advance()
+            step += 1
+    grids = sorted(p.name for p in (tmp_path / "images" / "translations").glob("*.png"))
+    assert grids == ["step-0000004.png", "step-0000006.png"]  # epoch 2, and the last (3)
+    with Image.open(tmp_path / "images" / "translations" / grids[0]) as image:
+        # 4 columns and 3 rows (source, translated, target) of 64x32 images, padding 2
+        assert image.size == (4 * (32 + 2) + 2, 3 * (64 + 2) + 2)
+
+
+def test_contract_example_recipe_passes_the_plugins_validation():
+    from reidcore.plugins import get_plugins
+
+    plugins = get_plugins()
+    raw = {**recipe_example(), "method": {"name": "cut_reid", **recipe_example()["method"]}}
+    assert resolve(raw, plugins).method.name == "cut_reid"
 
 
 # --- recipes ----------------------------------------------------------------------------------
@@ -151,19 +180,20 @@ def test_translation_grid(tmp_path):
 RECIPES = Path(__file__).resolve().parents[1] / "reid_plugin_cut_reid" / "recipes"
 
 
-def resolve(raw):
+def resolve(raw, plugins=None):
     from reidcore.plugins import get_plugins
     from reidcore.recipe import resolve as resolve_recipe
 
-    plugins = get_plugins()
+    plugins = plugins or get_plugins()
     return resolve_recipe(raw, "test.toml", plugins.registry, plugins.hook)
 
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.toml")), ids=lambda p: p.stem)
 def test_packaged_recipes_are_valid(path):
-    from reidcore.recipe import read_toml
+    from reidcore.api import load_recipe
+    from reidcore.plugins import get_plugins
 
-    recipe = resolve(read_toml(path))
+    _, recipe = load_recipe(path, get_plugins())
     assert recipe.name == path.stem
 
 
