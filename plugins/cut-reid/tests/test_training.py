@@ -1,6 +1,10 @@
 """End to end on CPU: ``cut-reid-synthetic`` (synthetic style -> "real" style) trains through
 the engine, logs its translations as image grids, its losses fall, and the re-ID mAP on
-the real-style test set ends well above an untrained model's on the same data."""
+the real-style test set ends well above an untrained model's on the same data.
+
+Six of the recipe's ten epochs (180 steps, under a minute on 2 cores; the LR milestones at
+epochs 6 and 8 are not reached, so the LR stays constant): enough for every check below
+(measured: mAP 3.3 untrained -> 13.5, re-ID CE 3.67 -> 2.51, PatchNCE 3.82 -> 1.78)."""
 
 import json
 from pathlib import Path
@@ -10,23 +14,22 @@ import torch
 
 RECIPE = Path(__file__).resolve().parents[1] / "reid_plugin_cut_reid" / "recipes" / (
     "cut-reid-synthetic.toml")
+SHORTER = ["train.epochs=6", "train.eval_every=6"]
 
 
 def resolved(overrides=()):
+    from reidcore.api import load_recipe
     from reidcore.plugins import get_plugins
-    from reidcore.recipe import read_toml, resolve
 
     plugins = get_plugins()
-    return plugins, resolve(read_toml(RECIPE), str(RECIPE), plugins.registry, plugins.hook,
-                            overrides=list(overrides))
+    return plugins, load_recipe(RECIPE, plugins, overrides=list(overrides))[1]
 
 
 def untrained_map(plugins, recipe):
     """The same networks, seeded as the run, evaluated before any step."""
+    from reidcore.api import Kind, MethodContext
     from reidcore.data.loaders import build_test_loaders, build_train_loader
-    from reidcore.engine.context import MethodContext
     from reidcore.engine.runner import evaluate_test_sets, seed_everything
-    from reidcore.registry import Kind
 
     registry = plugins.registry
 
@@ -53,7 +56,7 @@ def untrained_map(plugins, recipe):
 def test_cut_reid_synthetic_learns(tmp_path):
     from reidcore.engine.runner import run_recipe
 
-    plugins, recipe = resolved()
+    plugins, recipe = resolved(SHORTER)
     before = untrained_map(plugins, recipe)
     summary = run_recipe(recipe, plugins, out=tmp_path / "run", recipe_name=recipe.name,
                          quiet=True)
@@ -61,9 +64,11 @@ def test_cut_reid_synthetic_learns(tmp_path):
     print(f"cut-reid-synthetic: mAP untrained {100 * before:.2f} -> trained {100 * after:.2f}")
     assert after > 2 * before and after - before > 0.05
 
-    # the translations are logged as image grids (source / translated / target rows)
-    grids = sorted((tmp_path / "run" / "translations").glob("epoch_*.png"))
-    assert grids and grids[-1].name == f"epoch_{recipe.train.epochs:03d}.png"
+    # the translations are logged as image grids (source / translated / target rows) at
+    # the end of epoch 5 (log_images_every) and of the last epoch
+    steps = summary["steps"] // recipe.train.epochs
+    grids = sorted(p.name for p in (tmp_path / "run" / "images" / "translations").glob("*.png"))
+    assert grids == [f"step-{5 * steps:07d}.png", f"step-{6 * steps:07d}.png"]
 
     # losses fall: the re-ID cross-entropy and PatchNCE of the last epoch vs the first
     epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()
