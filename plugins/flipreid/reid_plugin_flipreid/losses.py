@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from reidcore.api import Registry
 from torch import nn
 
 from reid_plugin_flipreid.config import FlippingLossConfig
@@ -66,22 +67,16 @@ def flipping_example() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             {"pids": torch.tensor([0, 0, 1, 1])})
 
 
-def soft_margin_triplet(registry: Any = None, input: str = "features") -> nn.Module:
+def soft_margin_triplet(registry: Registry, input: str = "features") -> nn.Module:
     """The core's batch-hard ``triplet`` loss with the soft margin (softplus(d_ap - d_an)),
-    Euclidean distances, no normalisation: FlipReID's triplet loss."""
-    if registry is None:
-        from reidcore.plugins import get_plugins
-
-        registry = get_plugins().registry
+    Euclidean distances, no normalisation: FlipReID's triplet loss. ``registry`` is the
+    run's (``context.registry``)."""
     spec = registry.get("loss", "triplet")
     return spec.create(spec.config(soft_margin=True, normalize=False, input=input))
 
 
-def cross_entropy(registry: Any = None, input: str = "logits") -> nn.Module:
-    """The core's ``cross_entropy`` loss without label smoothing (as the official code)."""
-    if registry is None:
-        from reidcore.plugins import get_plugins
-
-        registry = get_plugins().registry
+def cross_entropy(registry: Registry, input: str = "logits") -> nn.Module:
+    """The core's ``cross_entropy`` loss without label smoothing (as the official code);
+    ``registry`` is the run's (``context.registry``)."""
     spec = registry.get("loss", "cross_entropy")
     return spec.create(spec.config(label_smoothing=0.0, input=input))

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from reidcore.engine.optim import Clock, ClockLR, Optimization
+from reidcore.api import Clock, ClockLR, MethodContext, Optimization, ReidError
 from torch import nn
 
 from reid_plugin_flipreid.config import FlipReIDConfig
@@ -34,14 +34,15 @@ FLIP_VARIANTS = ("flipreid",)
 TTA_VARIANTS = ("flipreid", "flip_tta")
 
 
-def default_losses(variant: str) -> list[tuple[str, dict[str, Any], float]]:
-    """(component, options, weight) when the recipe lists no ``[[losses]]``: the official
-    code's soft-margin batch-hard triplet, unsmoothed cross-entropy and (with the flip
-    structure) the flipping loss, all with weight 1."""
-    losses = [("triplet", {"soft_margin": True, "normalize": False}, 1.0),
-              ("cross_entropy", {"label_smoothing": 0.0}, 1.0)]
+def default_losses(variant: str) -> list[tuple[str, float, dict[str, Any]]]:
+    """(component, weight, options) when the recipe lists no ``[[losses]]`` (the
+    ``default`` of ``context.build_losses``): the official code's soft-margin batch-hard
+    triplet, unsmoothed cross-entropy and (with the flip structure) the flipping loss, all
+    with weight 1."""
+    losses = [("triplet", 1.0, {"soft_margin": True, "normalize": False}),
+              ("cross_entropy", 1.0, {"label_smoothing": 0.0})]
     if variant in FLIP_VARIANTS:
-        losses.append(("flipping", {}, 1.0))
+        losses.append(("flipping", 1.0, {}))
     return losses
 
 
@@ -62,12 +63,9 @@ def phase_lr(optimizer: torch.optim.Optimizer, clock: Clock, start: int,
 
 
 class FlipReID:
-    """A :class:`reidcore.interfaces.Method`: modules ``network`` and ``losses``."""
+    """A ``reidcore.api.Method``: modules ``network`` and ``losses``."""
 
-    def __init__(self, config: FlipReIDConfig, context: Any):
-        from reidcore.errors import ReidError
-        from reidcore.losses.losses import WeightedLoss
-
+    def __init__(self, config: FlipReIDConfig, context: MethodContext):
         self.config = config
         self.context = context
         backbone = context.build_backbone(default="timm")
@@ -79,22 +77,17 @@ class FlipReID:
         except ValueError as exc:
             raise ReidError(f"flipreid: {exc}") from None
         self.flip_structure = config.variant in FLIP_VARIANTS
-        if context.recipe.losses:
-            self.losses = context.build_losses(self.network.feature_dim)
-        else:
-            names, modules, weights = [], [], []
-            for name, options, weight in default_losses(config.variant):
-                spec = context.registry.get("loss", name)
-                names.append(name)
-                modules.append(spec.create(spec.config(**options)))
-                weights.append(weight)
-            self.losses = WeightedLoss(names, modules, weights)
+        self.losses = context.build_losses(self.network.feature_dim,
+                                           default=default_losses(config.variant))
         if not self.flip_structure and any(isinstance(loss, FlippingLoss)
                                            for loss in self.losses.losses):
             raise ReidError(f"flipreid: the flipping loss needs the flip structure, but "
                             f"method.variant = '{config.variant}'; remove it from "
                             f"[[losses]] or use variant = 'flipreid'")
-        self.train_network = context.wrap(self.network)
+        # Under DDP the frozen backbone gets no gradient in the first phase: DDP must look
+        # for unused parameters then, or it waits for their gradients and fails.
+        self.train_network = context.wrap(self.network,
+                                          find_unused_parameters=config.frozen_epochs > 0)
         self._optimization: Any = None
         self._frozen: bool | None = None
 
@@ -159,11 +152,7 @@ class FlipReID:
         self._set_frozen(frozen)
         optimizer = self._optimization.optimizers["frozen" if frozen else "main"]
         precision = self.context.precision
-        device = self.context.device
-        images = batch["images"].to(device, non_blocking=True)
-        if self.context.train.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        pids = batch["pids"].to(device, non_blocking=True)
+        images, pids = self.context.inputs(batch, "images", "pids")
         targets = {"pids": pids}
         with precision.autocast():
             out = self.train_network(images, flip=self.flip_structure, classify=True)
@@ -209,19 +198,12 @@ class FlipReID:
         return torch.cat(embeddings, dim=1)
 
 
-def build(config: FlipReIDConfig, *, context: Any) -> FlipReID:
+def build(config: FlipReIDConfig, *, context: MethodContext) -> FlipReID:
     return FlipReID(config, context)
 
 
-def example_context() -> dict[str, Any]:
-    """The keyword context for the contract checks: a tiny recipe on timm's resnet18."""
-    from reidcore.engine.context import MethodContext
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import resolve
-
-    registry = get_plugins().registry
-    raw = {"method": {"name": "flipreid", "frozen_epochs": 0},
-           "backbone": {"name": "timm", "model": "resnet18", "last_stride": 1}}
-    recipe = resolve(raw, "<flipreid contract example>", registry)
-    return {"context": MethodContext(recipe=recipe, registry=registry, num_classes=4,
-                                     steps_per_epoch=2)}
+def example_recipe() -> dict[str, Any]:
+    """The recipe of the contract checks (the method name is filled in by the check): no
+    frozen phase, timm's resnet18 with last stride 1."""
+    return {"method": {"frozen_epochs": 0},
+            "backbone": {"name": "timm", "model": "resnet18", "last_stride": 1}}

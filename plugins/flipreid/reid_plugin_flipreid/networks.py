@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from reidcore.models.pooling import GeneralizedMeanPooling
+from reidcore.api import GeneralizedMeanPooling, Registry
 from torch import nn
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
@@ -192,7 +192,7 @@ class FlipReIDNetwork(nn.Module):
         return [head(e) for head, e in zip(self.heads, embeddings, strict=True)]
 
 
-def backbone_config(name: str, registry: Any, pretrained: str = "") -> tuple[str, Any]:
+def backbone_config(name: str, registry: Registry, pretrained: str = "") -> tuple[str, Any]:
     """The core component and config for one of the paper's backbones (last stride 1):
     ``resnet50`` (timm), ``resnet50_ibn_a`` (the core's ResNet-IBN-a) or ``resnest50``
     (timm ``resnest50d``)."""
@@ -203,12 +203,9 @@ def backbone_config(name: str, registry: Any, pretrained: str = "") -> tuple[str
     return component, spec.config(last_stride=1, pretrained=pretrained, **options)
 
 
-def build_backbone(name: str, pretrained: str = "", registry: Any = None) -> nn.Module:
-    """One of the paper's backbones, built through the public registry (no download)."""
-    if registry is None:
-        from reidcore.plugins import get_plugins
-
-        registry = get_plugins().registry
+def build_backbone(name: str, registry: Registry, pretrained: str = "") -> nn.Module:
+    """One of the paper's backbones, built through the run's registry
+    (``context.registry``; no download)."""
     component, config = backbone_config(name, registry, pretrained)
     return registry.get("backbone", component).create(config)
 

@@ -7,9 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from reidcore import hookimpl
-from reidcore.errors import RecipeProblem
-from reidcore.registry import ComponentSpec
+from reidcore.api import ComponentSpec, RecipeProblem, hookimpl
 
 from reid_plugin_flipreid.config import FlippingLossConfig, FlipReIDConfig
 
@@ -28,7 +26,7 @@ def reid_losses() -> list[ComponentSpec]:
 def reid_methods() -> list[ComponentSpec]:
     return [ComponentSpec(
         name="flipreid", kind="method", config=FlipReIDConfig,
-        build=f"{_PKG}.method:build", example=f"{_PKG}.method:example_context",
+        build=f"{_PKG}.method:build", example=f"{_PKG}.method:example_recipe",
         summary="FlipReID: train on images and their flips (flipping loss), flip-averaged "
                 "global + 2-stripe embeddings")]
 

@@ -3,10 +3,8 @@ first phase, the LR the schedulers set, weight decay groups, embeddings and reci
 
 import pytest
 import torch
-from reidcore.engine.context import MethodContext
-from reidcore.engine.optim import Clock
-from reidcore.errors import RecipeError, ReidError
-from reidcore.recipe import resolve
+from reidcore.api import Clock, MethodContext, RecipeError, ReidError, load_recipe
+from reidcore.testing import method_context
 
 
 class TinyResNetContext(MethodContext):
@@ -21,13 +19,27 @@ class TinyResNetContext(MethodContext):
         return network
 
 
+def resolved(registry, raw):
+    """The recipe ``raw`` (TOML-like data; the method is flipreid) resolved."""
+    return method_context(registry.get("method", "flipreid"), raw).recipe
+
+
+def validated(tmp_path, text):
+    """A recipe file (TOML ``text``) read as ``reid run`` does: with the plugins' checks."""
+    from reidcore.plugins import get_plugins
+
+    path = tmp_path / "recipe.toml"
+    path.write_text(text)
+    return load_recipe(path, get_plugins())[1]
+
+
 def make_method(registry, method=None, losses=None, train=None, num_classes=3,
                 steps_per_epoch=2):
-    raw = {"method": {"name": "flipreid", "frozen_epochs": 0, **(method or {})},
+    raw = {"method": {"frozen_epochs": 0, **(method or {})},
            "train": {"lr": 1e-3, "weight_decay": 1e-3, **(train or {})}}
     if losses is not None:
         raw["losses"] = losses
-    recipe = resolve(raw, "<test>", registry)
+    recipe = resolved(registry, raw)
     torch.manual_seed(0)
     context = TinyResNetContext(recipe=recipe, registry=registry, num_classes=num_classes,
                                 steps_per_epoch=steps_per_epoch,
@@ -168,24 +180,17 @@ def test_recipe_losses_are_used(registry):
     assert method.losses.names == ["triplet", "flipping"] and method.losses.weights == [1.0, 0.5]
 
 
-def test_flipping_loss_without_flip_structure_is_refused(registry):
+def test_flipping_loss_without_flip_structure_is_refused(registry, tmp_path):
     with pytest.raises(RecipeError, match=r"\$\.losses\[1\]\.name: the flipping loss needs"):
-        from reidcore.plugins import get_plugins
-
-        plugins = get_plugins()
-        resolve({"method": {"name": "flipreid", "variant": "plain"},
-                 "losses": [{"name": "triplet"}, {"name": "flipping"}]}, "<test>",
-                registry, hook=plugins.hook)
+        validated(tmp_path, '[method]\nname = "flipreid"\nvariant = "plain"\n'
+                            '[[losses]]\nname = "triplet"\n[[losses]]\nname = "flipping"\n')
     with pytest.raises(ReidError, match="flipping loss needs the flip structure"):
         make_method(registry, {"variant": "flip_tta"}, losses=[{"name": "flipping"}])
 
 
-def test_engine_freeze_is_refused(registry):
-    from reidcore.plugins import get_plugins
-
+def test_engine_freeze_is_refused(tmp_path):
     with pytest.raises(RecipeError, match=r"\$\.train\.freeze_epochs: flipreid freezes"):
-        resolve({"method": {"name": "flipreid"}, "train": {"freeze_epochs": 3}}, "<test>",
-                registry, hook=get_plugins().hook)
+        validated(tmp_path, '[method]\nname = "flipreid"\n[train]\nfreeze_epochs = 3\n')
 
 
 def test_not_a_resnet_backbone(registry):
@@ -195,7 +200,7 @@ def test_not_a_resnet_backbone(registry):
             net.feature_dim = 8
             return net
 
-    recipe = resolve({"method": {"name": "flipreid"}}, "<test>", registry)
+    recipe = resolved(registry, {})
     context = TinyCNNContext(recipe=recipe, registry=registry, num_classes=2)
     with pytest.raises(ReidError, match="ResNet-style backbone with stages layer1..layer4"):
         registry.get("method", "flipreid").create(recipe.method.config, context=context)

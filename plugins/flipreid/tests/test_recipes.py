@@ -1,19 +1,17 @@
 """The packaged recipes resolve and carry the paper's settings (notes B.2-B.5)."""
 
 import pytest
+from reidcore.api import RecipeError, load_recipe
 from reidcore.plugins import get_plugins
-from reidcore.recipe import find_recipe, read_toml, resolve
 
 REAL = {"flipreid-market1501": "market1501", "flipreid-dukemtmcreid": "dukemtmcreid",
         "flipreid-msmt17": "msmt17"}
 
 
 def load(name, overrides=()):
-    plugins = get_plugins()
-    path = find_recipe(name, plugins.recipe_dirs())
+    path, recipe = load_recipe(name, get_plugins(), overrides=list(overrides))
     assert path.parent.parent.name == "reid_plugin_flipreid"
-    return resolve(read_toml(path), str(path), plugins.registry, plugins.hook,
-                   overrides=list(overrides))
+    return recipe
 
 
 @pytest.mark.parametrize("name", sorted(REAL))
@@ -47,7 +45,5 @@ def test_synthetic_recipe_variants(variant):
 
 
 def test_real_recipe_ablation_needs_the_flipping_loss_removed():
-    from reidcore.errors import RecipeError
-
     with pytest.raises(RecipeError, match=r"\$\.losses\[2\]\.name: the flipping loss"):
         load("flipreid-market1501", ["method.variant=plain"])

@@ -27,13 +27,12 @@ def run_with_untrained_baseline(recipe, plugins, run_dir):
 
 @pytest.mark.slow
 def test_synthetic_recipe_learns(tmp_path_factory, monkeypatch):
+    from reidcore.api import load_recipe
     from reidcore.plugins import get_plugins
-    from reidcore.recipe import find_recipe, read_toml, resolve
 
     monkeypatch.setenv("REID_CACHE", str(tmp_path_factory.mktemp("reid-cache")))
     plugins = get_plugins()
-    path = find_recipe("flipreid-synthetic", plugins.recipe_dirs())
-    recipe = resolve(read_toml(path), str(path), plugins.registry, plugins.hook)
+    _, recipe = load_recipe("flipreid-synthetic", plugins)
     run_dir = tmp_path_factory.mktemp("flipreid-run")
     untrained, summary, epochs = run_with_untrained_baseline(recipe, plugins, run_dir)
 
