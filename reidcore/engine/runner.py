@@ -211,7 +211,7 @@ class Trainer:
             recipe=recipe, registry=self.registry, num_classes=self.train_loader.num_classes,
             steps_per_epoch=len(self.train_loader), device=self.device,
             precision=self.precision, rank=self.dist.rank, world_size=self.dist.world_size,
-            clock=self.clock)
+            clock=self.clock, run_dir=self.run_dir, logger=self.logger)
         with torch.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext():
             self.method = self.registry.get(Kind.METHOD, recipe.method.name).create(
                 recipe.method.config, context=self.context)
