@@ -37,7 +37,9 @@ With P x K sampling (``loader.sampler = "pk"``) a source batch is
 ``loader.identities`` x ``loader.instances`` images, laid out identity by identity
 (K consecutive images share a pid). Target batches are ``loader.target_batch_size``
 images drawn uniformly; the target loader is cycled when it is shorter than the source
-one. An epoch is one pass of the source loader.
+one. An epoch is one pass of the source loader, or ``steps_per_epoch`` batches when given
+(``train.steps_per_epoch``). Augmentations are reproducible with workers too: each epoch's
+workers are seeded from ``(seed, rank, epoch)``, so a resumed epoch repeats them.
 
 Testing::
 
@@ -193,12 +195,18 @@ def _domain_name(dataset: Any, splits: DatasetSplits, index: int) -> str:
 
 
 def _loader_kwargs(loader: LoaderConfig, seed: int) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"num_workers": loader.workers, "collate_fn": collate,
-                              "pin_memory": torch.cuda.is_available(),
-                              "generator": torch.Generator().manual_seed(seed)}
-    if loader.workers > 0:
-        kwargs["persistent_workers"] = True
-    return kwargs
+    # No persistent workers: a worker seeds its RNGs once, when it starts, from a number
+    # drawn from ``generator``; the train loader reseeds that generator from (seed, epoch)
+    # before every epoch, so fresh workers give each epoch's augmentations exactly, also
+    # in a resumed run.
+    return {"num_workers": loader.workers, "collate_fn": collate,
+            "pin_memory": torch.cuda.is_available(),
+            "generator": torch.Generator().manual_seed(seed)}
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """The seed of one epoch's data-loading randomness (worker seeds), per stream."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
 
 
 @attrs.define(eq=False)
@@ -213,6 +221,8 @@ class TrainLoader:
     target_domain_names: list[str]
     source_records: list[ImageRecord]
     target_records: list[ImageRecord]
+    seed: int = 0
+    """(seed + rank): with the epoch, it seeds the workers of each epoch."""
     epoch: int = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -229,6 +239,8 @@ class TrainLoader:
         while True:
             # a distinct, deterministic order for every pass over the target data
             self.target.batch_sampler.set_epoch(self.epoch * 1000 + cycle)
+            self.target.generator.manual_seed(epoch_seed(self.seed, self.epoch * 1000 + cycle,
+                                                         1))
             produced = False
             for batch in self.target:
                 produced = True
@@ -240,6 +252,7 @@ class TrainLoader:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         epoch = self.epoch
         self.source.batch_sampler.set_epoch(epoch)
+        self.source.generator.manual_seed(epoch_seed(self.seed, epoch, 0))
         targets = self._target_batches() if self.target is not None else None
         for batch in self.source:
             if targets is not None:
@@ -253,9 +266,10 @@ class TrainLoader:
 
 def build_train_loader(sources: Sequence[Any], targets: Sequence[Any] = (),
                        loader: LoaderConfig | None = None, seed: int = 0, rank: int = 0,
-                       world_size: int = 1) -> TrainLoader:
+                       world_size: int = 1, steps_per_epoch: int = 0) -> TrainLoader:
     """The training loader over the ``train`` splits of ``sources`` (labelled) and
-    ``targets`` (unlabelled). See the module docstring for the batches."""
+    ``targets`` (unlabelled). See the module docstring for the batches. With
+    ``steps_per_epoch > 0`` every epoch has exactly that many batches."""
     loader = loader or LoaderConfig()
     if not sources:
         raise ReidError("training needs at least one [[data.source]] dataset")
@@ -284,9 +298,10 @@ def build_train_loader(sources: Sequence[Any], targets: Sequence[Any] = (),
     try:
         if loader.sampler == "pk":
             sampler: Any = PKSampler(labels, loader.identities, loader.instances, seed, rank,
-                                     world_size)
+                                     world_size, steps_per_epoch)
         else:
-            sampler = RandomBatchSampler(len(records), batch_size, seed, rank, world_size)
+            sampler = RandomBatchSampler(len(records), batch_size, seed, rank, world_size,
+                                         steps_per_epoch)
     except ValueError as exc:
         raise ReidError(f"cannot sample training batches: {exc}") from None
     source = ReidDataLoader(dataset, batch_sampler=sampler, **_loader_kwargs(loader, seed + rank))
@@ -319,7 +334,8 @@ def build_train_loader(sources: Sequence[Any], targets: Sequence[Any] = (),
                                    **_loader_kwargs(loader, seed + 7919 + rank))
     return TrainLoader(source=source, target=target_loader, num_classes=offsets[-1],
                        pid_offsets=offsets, domain_names=names, target_domain_names=target_names,
-                       source_records=records, target_records=target_records)
+                       source_records=records, target_records=target_records,
+                       seed=seed + rank)
 
 
 def build_eval_loader(records: Sequence[ImageRecord], loader: LoaderConfig | None = None,
@@ -330,7 +346,6 @@ def build_eval_loader(records: Sequence[ImageRecord], loader: LoaderConfig | Non
                            domains=[domain] * len(records))
     sampler = SequentialBatchSampler(len(records), loader.test_batch_size, rank, world_size)
     kwargs = _loader_kwargs(loader, 0)
-    kwargs.pop("persistent_workers", None)
     return ReidDataLoader(dataset, batch_sampler=sampler, **kwargs)
 
 

@@ -1,7 +1,11 @@
 """Batch samplers: P x K identities, uniform random, and their DDP sharding.
 
 All samplers are deterministic functions of ``(seed, epoch)``: call ``set_epoch`` before
-iterating (the train loader does it for you). Under DistributedDataParallel every rank
+iterating (the train loader does it for you). With ``steps > 0`` an epoch is exactly that
+many batches per rank (iteration-based training: DG-Net's iterations, FlipReID's 200-step
+epochs): further passes over the data are drawn from the same ``(seed, epoch)`` generator
+until the epoch is full, so it stays deterministic and a resumed epoch is the same.
+Under DistributedDataParallel every rank
 builds the same global list of batches and takes ``batches[rank::world_size]``, after
 truncating it to a multiple of ``world_size``: shards are disjoint and every rank runs
 the same number of steps. Samplers yield lists of dataset indices (batch samplers).
@@ -9,17 +13,21 @@ the same number of steps. Samplers yield lists of dataset indices (batch sampler
 
 from __future__ import annotations
 
+import abc
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 
-class _Sharded:
-    def __init__(self, seed: int, rank: int, world_size: int):
+class _Sharded(abc.ABC):
+    def __init__(self, seed: int, rank: int, world_size: int, steps: int = 0):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        if steps < 0:
+            raise ValueError(f"steps per epoch must be >= 0, got {steps}")
         self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.steps = steps
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -28,8 +36,9 @@ class _Sharded:
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch])
 
+    @abc.abstractmethod
     def global_batches(self) -> list[list[int]]:
-        raise NotImplementedError
+        """Every rank's batches of the current epoch, in order."""
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.global_batches()
@@ -37,7 +46,15 @@ class _Sharded:
         return iter(batches[self.rank:usable:self.world_size])
 
     def __len__(self) -> int:
-        return self._count() // self.world_size
+        return self._total() // self.world_size
+
+    def _total(self) -> int:
+        """Batches per epoch over all ranks: ``steps`` per rank when set, else one pass."""
+        return self.steps * self.world_size if self.steps else self._count()
+
+    @abc.abstractmethod
+    def _count(self) -> int:
+        """Batches in one pass over the data (all ranks together)."""
 
 
 class PKSampler(_Sharded):
@@ -53,8 +70,8 @@ class PKSampler(_Sharded):
     """
 
     def __init__(self, pids: Sequence[int], identities: int, instances: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
-        super().__init__(seed, rank, world_size)
+                 rank: int = 0, world_size: int = 1, steps: int = 0):
+        super().__init__(seed, rank, world_size, steps)
         self.p, self.k = identities, instances
         self.index: dict[int, list[int]] = defaultdict(list)
         for i, pid in enumerate(pids):
@@ -93,9 +110,9 @@ class PKSampler(_Sharded):
         # that every epoch has the same number of steps (schedulers count on it)
         rng = self._rng()
         batches: list[list[int]] = []
-        while len(batches) < self.length:
+        while len(batches) < self._total():
             batches += self._round(rng)
-        return batches[:self.length]
+        return batches[:self._total()]
 
     def _count(self) -> int:
         return self.length
@@ -105,16 +122,21 @@ class RandomBatchSampler(_Sharded):
     """Uniform shuffling into batches of ``batch_size`` (the last partial batch dropped)."""
 
     def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0,
-                 world_size: int = 1):
-        super().__init__(seed, rank, world_size)
+                 world_size: int = 1, steps: int = 0):
+        super().__init__(seed, rank, world_size, steps)
         if size < batch_size:
             raise ValueError(f"{size} images cannot fill one batch of {batch_size}")
         self.size, self.batch_size = size, batch_size
 
     def global_batches(self) -> list[list[int]]:
-        order = self._rng().permutation(self.size)
+        rng = self._rng()
         n = self.size // self.batch_size
-        return [order[i * self.batch_size:(i + 1) * self.batch_size].tolist() for i in range(n)]
+        batches: list[list[int]] = []
+        while len(batches) < self._total():  # one pass, or passes until ``steps`` are full
+            order = rng.permutation(self.size)
+            batches += [order[i * self.batch_size:(i + 1) * self.batch_size].tolist()
+                        for i in range(n)]
+        return batches[:self._total()]
 
     def _count(self) -> int:
         return self.size // self.batch_size

@@ -41,6 +41,11 @@ class TrainConfig:
 
     epochs: int = attrs.field(default=60, validator=attrs.validators.ge(1))
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    steps_per_epoch: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    """Steps (batches) per epoch; 0: one pass of the sampler over the training data. Set it
+    for iteration-based training (e.g. FlipReID's 200-step epochs, DG-Net's iterations):
+    the sampler then draws further passes within each epoch, and the clock, the LR
+    schedules and ``context.steps_per_epoch`` count epochs of exactly this length."""
     eval_every: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     """Evaluate every N epochs (and always after the last one)."""
 

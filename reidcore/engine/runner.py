@@ -23,7 +23,7 @@ import os
 import random
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,20 @@ def apply_freeze(optimization: Optimization, groups: Sequence[str], frozen: bool
                     param.requires_grad_(not frozen)
 
 
+@contextlib.contextmanager
+def keep_torch_threads() -> Iterator[None]:
+    """Restore torch's intra-op thread count after the block. The numba ranking kernels
+    run on the same OpenMP runtime as torch and set its thread count to numba's own when
+    they launch, so a run started with one torch thread would train on two after its
+    first evaluation: results then depended on when (and whether) it evaluated."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 @torch.no_grad()
 def extract_features(method: Any, loader: Any, device: torch.device, flip: bool = False,
                      precision: Precision | None = None,
@@ -137,7 +151,9 @@ def evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
                                               channels_last),
                              test.gallery_pids, test.gallery_camids,
                              tuple(r.path for r in test.gallery_records))
-        for key, value in evaluator.evaluate(query, gallery).items():
+        with keep_torch_threads():
+            scores = evaluator.evaluate(query, gallery)
+        for key, value in scores.items():
             metrics[f"{test.name}/{key}"] = float(value)
         features[test.name] = (query, gallery)
     return metrics, features
@@ -196,7 +212,8 @@ class Trainer:
                           + ", ".join(f"{role} {len(v)}" for role, v in splits.items()))
         self.train_loader = build_train_loader(splits["source"], splits["target"], recipe.loader,
                                                seed=recipe.seed, rank=self.dist.rank,
-                                               world_size=self.dist.world_size)
+                                               world_size=self.dist.world_size,
+                                               steps_per_epoch=cfg.steps_per_epoch)
         self.test_names = section_names(recipe.data.test)
         self.test_sets = (build_test_loaders(splits["test"], recipe.loader, names=self.test_names)
                           if self.dist.is_main else [])
