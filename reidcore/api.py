@@ -66,7 +66,7 @@ _LAZY: dict[str, str] = {
     "Optimization": "reidcore.engine.optim", "Clock": "reidcore.engine.optim",
     "ClockLR": "reidcore.engine.optim", "lr_factor": "reidcore.engine.optim",
     "linear_ramp": "reidcore.engine.ramps", "step_ramp": "reidcore.engine.ramps",
-    "LoadedRun": "reidcore.engine.runs", "load_run": "reidcore.engine.runs",
+    "LoadedRun": "reidcore.engine.runs", "load_run": "reidcore.engine.context",
     "image_grid": "reidcore.engine.images", "save_png": "reidcore.engine.images",
     # reusable pieces
     "WeightedLoss": "reidcore.losses.losses", "batch_hard_triplet": "reidcore.losses.losses",
@@ -104,11 +104,11 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from reidcore.data.datasets.base import IMAGE_SUFFIXES, find_images
     from reidcore.data.loaders import open_image
-    from reidcore.engine.context import MethodContext, Precision
+    from reidcore.engine.context import MethodContext, Precision, load_run
     from reidcore.engine.images import image_grid, save_png
     from reidcore.engine.optim import Clock, ClockLR, Optimization, lr_factor
     from reidcore.engine.ramps import linear_ramp, step_ramp
-    from reidcore.engine.runs import LoadedRun, load_run
+    from reidcore.engine.runs import LoadedRun
     from reidcore.evaluation.fid import FID, frechet_distance, frechet_distance_of_features
     from reidcore.evaluation.ranking import rank_metrics
     from reidcore.fileio import atomic_open, atomic_write_text

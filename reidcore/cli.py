@@ -99,12 +99,8 @@ def command_check(args: argparse.Namespace, plugins: Any) -> int:
 
     path, recipe = load_recipe(args, plugins)
     if getattr(args, "build", False):
-        from reidcore.engine.build import (
-            build_method,
-            count_parameters,
-            expected_num_classes,
-            format_counts,
-        )
+        from reidcore.engine.build import count_parameters, expected_num_classes, format_counts
+        from reidcore.engine.context import build_method
 
         num_classes, note = expected_num_classes(recipe, plugins.registry)
         method = build_method(recipe, plugins.registry, num_classes, meta=True)

@@ -9,9 +9,10 @@ distribution name through ``REID_DISABLE_PLUGINS`` (comma-separated) or
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -56,6 +57,13 @@ class Plugins:
     manager: pluggy.PluginManager
     registry: Registry
     infos: list[PluginInfo]
+    disabled: frozenset[str] = frozenset()
+
+    def loader(self) -> Callable[[], Plugins]:
+        """A picklable function that loads the same plugins again (entry points only, the
+        same ones disabled): what a spawned training process calls, so that the engine
+        never looks up the global plugin manager itself."""
+        return functools.partial(load_plugins, sorted(self.disabled))
 
     @property
     def hook(self) -> Any:
@@ -182,7 +190,8 @@ def load_plugins(disabled: Iterable[str] = (),
     if failed:
         reports = "; ".join(f"{info.label}: {info.error}" for info in failed)
         registry.unavailable_note = f"plugins that failed to load (one may provide it): {reports}"
-    return Plugins(manager=manager, registry=registry, infos=list(infos.values()))
+    return Plugins(manager=manager, registry=registry, infos=list(infos.values()),
+                   disabled=frozenset(disabled_names))
 
 
 def _register(manager: pluggy.PluginManager, info: PluginInfo, plugin: object) -> None:

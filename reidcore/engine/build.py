@@ -9,11 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import nn
 
-from reidcore.engine.context import MethodContext
-from reidcore.models.weights import no_weight_loading
 from reidcore.registry import Kind, Registry
 
 
@@ -37,20 +34,6 @@ def expected_num_classes(recipe: Any, registry: Registry) -> tuple[int, str]:
         return total + 751 * len(unknown), (f"{', '.join(unknown)} declare no identity count: "
                                             f"751 assumed for each")
     return total, ""
-
-
-def build_method(recipe: Any, registry: Registry, num_classes: int, *, meta: bool = True,
-                 device: torch.device | None = None) -> Any:
-    """The recipe's method, on the meta device by default (no memory, no data, and no
-    weights read or downloaded: see :func:`~reidcore.models.weights.no_weight_loading`)."""
-    device = torch.device("meta") if meta else (device or torch.device("cpu"))
-    context = MethodContext(recipe=recipe, registry=registry, num_classes=num_classes,
-                            device=device, meta=meta)
-    spec = registry.get(Kind.METHOD, recipe.method.name)
-    if meta:
-        with torch.device("meta"), no_weight_loading():
-            return spec.create(recipe.method.config, context=context)
-    return spec.create(recipe.method.config, context=context)
 
 
 def count_parameters(modules: Mapping[str, nn.Module]) -> dict[str, Any]:

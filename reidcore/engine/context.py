@@ -261,7 +261,7 @@ class MethodContext:
         a :class:`~reidcore.engine.runs.LoadedRun`. ``ref`` is a role of the recipe's
         ``[requires.<role>]`` (trained first by ``reid run``), a run directory or a
         checkpoint file. A run that is missing is a ReidError saying how to train it."""
-        from reidcore.engine.runs import MissingRunError, load_run, requirement_dir
+        from reidcore.engine.runs import MissingRunError, requirement_dir
 
         requirement = getattr(self.recipe, "requires", {}).get(str(ref))
         if requirement is None:
@@ -299,3 +299,38 @@ class MethodContext:
         if self.logger is not None:
             self.logger.image(f"images/{tag}", picture, step)
         return save_png(picture, self.run_dir / "images" / tag / f"step-{step:07d}.png")
+
+
+def build_method(recipe: Any, registry: Registry, num_classes: int, *, meta: bool = True,
+                 device: torch.device | None = None) -> Any:
+    """The recipe's method, on the meta device by default (no memory, no data, and no
+    weights read or downloaded: see :func:`~reidcore.models.weights.no_weight_loading`)."""
+    from reidcore.models.weights import no_weight_loading
+
+    device = torch.device("meta") if meta else (device or torch.device("cpu"))
+    context = MethodContext(recipe=recipe, registry=registry, num_classes=num_classes,
+                            device=device, meta=meta)
+    spec = registry.get(Kind.METHOD, recipe.method.name)
+    if meta:
+        with torch.device("meta"), no_weight_loading():
+            return spec.create(recipe.method.config, context=context)
+    return spec.create(recipe.method.config, context=context)
+
+
+def load_run(ref: str | Path, registry: Registry, *, device: torch.device | str = "cpu",
+             modules: Sequence[str] | None = None, which: str = "last") -> Any:
+    """Rebuild the run at ``ref`` (a run directory or one of its checkpoints) from its own
+    recipe and load its weights (``weights_only``; every missing or unexpected key
+    reported): all of its method's modules, or those named in ``modules``, frozen. Returns
+    a :class:`~reidcore.engine.runs.LoadedRun`. ``which``: the last epoch's checkpoint (the
+    trained network) or ``"best"``."""
+    from reidcore.engine.runs import find_checkpoint, load_into, num_classes_of, run_recipe_file
+    from reidcore.models.weights import no_weight_loading
+    from reidcore.recipe import read_toml, resolve
+
+    run_dir, path = find_checkpoint(Path(ref), which)  # type: ignore[arg-type]
+    recipe_path = run_recipe_file(run_dir)
+    recipe = resolve(read_toml(recipe_path), str(recipe_path), registry)
+    with no_weight_loading():  # the checkpoint holds every weight: read no pretrained file
+        method = build_method(recipe, registry, num_classes_of(run_dir), meta=False)
+    return load_into(method, run_dir, path, recipe, modules, device)

@@ -3,8 +3,9 @@
 ::
 
     from reidcore.engine.extract import FeatureExtractor
+    from reidcore.plugins import load_plugins
 
-    extractor = FeatureExtractor("runs/quickstart-20260101-120000")   # best.pt, else latest
+    extractor = FeatureExtractor("runs/quickstart-20260101-120000", plugins=load_plugins())
     features = extractor(["a.jpg", "b.jpg"])                            # N x D float32 tensor
 
 A run directory is read through its ``recipe.toml``, ``manifest.json`` (number of training
@@ -42,17 +43,14 @@ class FeatureExtractor:
     """Embeds images (paths, PIL images, or a B x 3 x H x W tensor already normalised)."""
 
     def __init__(self, run_or_recipe: str | Path, *, checkpoint: str | Path | None = None,
-                 device: str = "cpu", plugins: Any = None, batch_size: int = 64,
+                 device: str = "cpu", plugins: Any, batch_size: int = 64,
                  overrides: Sequence[str] = ()):
         from reidcore.data.transforms import build_test_transform
         from reidcore.engine import checkpoint as ckpt
-        from reidcore.engine.build import build_method, expected_num_classes
+        from reidcore.engine.build import expected_num_classes
+        from reidcore.engine.context import build_method
         from reidcore.engine.runner import resolve_device
 
-        if plugins is None:
-            from reidcore.plugins import get_plugins
-
-            plugins = get_plugins()
         self.recipe, run_dir = _load_recipe(str(run_or_recipe), plugins, overrides)
         self.device = resolve_device(device)
         self.batch_size = batch_size

@@ -442,11 +442,9 @@ class Trainer:
 
 
 def _run_process(recipe: Any, plugins: Any, run_dir: Path, resume: bool,
-                 quiet: bool = False) -> dict[str, Any]:
+                 quiet: bool = False, plugin_loader: Any = None) -> dict[str, Any]:
     if plugins is None:  # a spawned DDP process loads the plugins itself
-        from reidcore.plugins import get_plugins
-
-        plugins = get_plugins()
+        plugins = plugin_loader()
     info = distributed.from_environment()
     trainer = Trainer(recipe, plugins, run_dir, resume, info, quiet=quiet or not info.is_main)
     run_info = RunInfo(run_dir=str(run_dir), recipe=recipe, resumed=resume)
@@ -509,7 +507,8 @@ def run_recipe(recipe: Any, plugins: Any, out: Path | None = None, resume: bool 
                 raise ReidError(f"--nproc {nproc} needs {nproc} CUDA devices, found "
                                 f"{torch.cuda.device_count()}")
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-        summary = distributed.spawn(nproc, _run_process, recipe, None, run_dir, resume, quiet)
+        summary = distributed.spawn(nproc, _run_process, recipe, None, run_dir, resume, quiet,
+                                    plugins.loader())
         if summary is None:
             raise ReidError("the distributed run ended without a result from rank 0")
         return summary

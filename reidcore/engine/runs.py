@@ -4,7 +4,9 @@ A run directory holds the resolved ``recipe.toml``, ``manifest.json`` (with the 
 training identities the method was built for) and ``checkpoints/``. Loading rebuilds the
 run's method from its own recipe through the registry, reads the chosen checkpoint with
 ``weights_only`` (never pickled code), reports every missing or unexpected key, and
-returns the networks in eval mode with ``requires_grad = False``. The loaded networks are
+returns the networks in eval mode with ``requires_grad = False``
+(:func:`reidcore.engine.context.load_run`; this module has the parts that need no
+method context). The loaded networks are
 not the loading method's own: leave them out of its ``modules()`` (they are not trained,
 and their weights stay in the run they came from).
 """
@@ -22,7 +24,6 @@ from torch import nn
 
 from reidcore.engine import checkpoint as ckpt
 from reidcore.errors import ReidError
-from reidcore.registry import Registry
 
 Which = Literal["last", "best"]
 
@@ -94,22 +95,10 @@ class LoadedRun:
         return self.method.embed(images)
 
 
-def load_run(ref: str | Path, registry: Registry, *, device: torch.device | str = "cpu",
-             modules: Sequence[str] | None = None, which: Which = "last") -> LoadedRun:
-    """Rebuild the run at ``ref`` (a run directory or one of its checkpoints) and load its
-    weights: all of its method's modules, or those named in ``modules``."""
-    from reidcore.engine.build import build_method
-    from reidcore.models.weights import no_weight_loading
-    from reidcore.recipe import read_toml, resolve
-
-    run_dir, path = find_checkpoint(Path(ref), which)
-    recipe_path = run_dir / "recipe.toml"
-    if not recipe_path.is_file():
-        raise ReidError(f"{run_dir} has no recipe.toml: is it a reid run directory?")
-    recipe = resolve(read_toml(recipe_path), str(recipe_path), registry)
-    with no_weight_loading():  # the checkpoint holds every weight: read no pretrained file
-        method = build_method(recipe, registry, _num_classes(run_dir), meta=False,
-                              device=torch.device("cpu"))
+def load_into(method: Any, run_dir: Path, path: Path, recipe: Any,
+              modules: Sequence[str] | None, device: torch.device | str) -> LoadedRun:
+    """Load the checkpoint ``path`` into ``method`` (built from the run's ``recipe``): all
+    of its modules or those named in ``modules``, frozen, on ``device``."""
     own = dict(method.modules())
     wanted = list(own) if modules is None else list(modules)
     unknown = [name for name in wanted if name not in own]
@@ -125,3 +114,16 @@ def load_run(ref: str | Path, registry: Registry, *, device: torch.device | str 
         module.to(device).eval().requires_grad_(False)
     return LoadedRun(run_dir=run_dir, checkpoint=path, recipe=recipe, method=method,
                      networks=chosen)
+
+
+def run_recipe_file(run_dir: Path) -> Path:
+    """The resolved ``recipe.toml`` of a run directory (a ReidError when absent)."""
+    path = run_dir / "recipe.toml"
+    if not path.is_file():
+        raise ReidError(f"{run_dir} has no recipe.toml: is it a reid run directory?")
+    return path
+
+
+def num_classes_of(run_dir: Path) -> int:
+    """The number of training identities the run's method was built for (its manifest)."""
+    return _num_classes(run_dir)

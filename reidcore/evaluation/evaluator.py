@@ -29,6 +29,7 @@ from reidcore.evaluation.distance import (
     l2_normalise,
     pairwise_distance,
 )
+from reidcore.evaluation.protocol import query_gallery_index_from_paths, resolve_protocol
 from reidcore.evaluation.ranking import (
     GalleryIndex,
     RankResult,
@@ -40,22 +41,6 @@ from reidcore.evaluation.ranking import (
 from reidcore.records import FeatureSet
 
 logger = logging.getLogger("reid.evaluation")
-
-
-def resolve_protocol(protocol: str, have_camids: bool) -> str:
-    """``auto`` becomes ``market`` with camera ids and ``no-camera`` without."""
-    if protocol == "auto":
-        return "market" if have_camids else "no-camera"
-    return protocol
-
-
-def query_gallery_index_from_paths(query_paths: Sequence[str],
-                                   gallery_paths: Sequence[str]) -> np.ndarray | None:
-    """Gallery index of each query's own image (-1 if absent); None without paths."""
-    if not query_paths or not gallery_paths:
-        return None
-    where = {str(path): index for index, path in enumerate(gallery_paths)}
-    return np.array([where.get(str(path), -1) for path in query_paths], np.int64)
 
 
 def average_query_expansion(query, gallery, k: int, *, metric: str = "euclidean",

@@ -92,10 +92,7 @@ def save_ranked_results(path: str | Path, query: FeatureSet, gallery: FeatureSet
                         seed: int = 0) -> tuple[Path, np.ndarray]:
     """Sample ``num_queries`` queries (seeded), rank the gallery, save the PNG."""
     from reidcore.evaluation.distance import l2_normalise, pairwise_distance
-    from reidcore.evaluation.evaluator import (
-        query_gallery_index_from_paths,
-        resolve_protocol,
-    )
+    from reidcore.evaluation.protocol import query_gallery_index_from_paths, resolve_protocol
 
     have_cams = query.camids is not None and gallery.camids is not None
     protocol = resolve_protocol(protocol, have_cams)

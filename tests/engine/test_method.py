@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from reidcore.cli import main
-from reidcore.engine.build import build_method, count_parameters, expected_num_classes
-from reidcore.engine.context import MethodContext
+from reidcore.engine.build import count_parameters, expected_num_classes
+from reidcore.engine.context import MethodContext, build_method
 from reidcore.engine.optim import Clock
 from reidcore.plugins import get_plugins
 from reidcore.recipe import resolve

@@ -149,7 +149,7 @@ def test_extract_command_and_api_on_a_trained_run(engine_cache, tmp_path):
                  "--out", str(tmp_path / "feats.npz")]) == 0
     saved = np.load(tmp_path / "feats.npz")
     assert saved["features"].shape == (5, 512) and len(saved["paths"]) == 5
-    extractor = FeatureExtractor(tmp_path / "run")
+    extractor = FeatureExtractor(tmp_path / "run", plugins=get_plugins())
     assert extractor.checkpoint.name == "best.pt"
     features = extractor(sorted(folder.iterdir()))
     assert np.allclose(features.numpy(), saved["features"], atol=1e-5)

@@ -1,10 +1,11 @@
-"""``reid eval``: rank metrics from saved features.
+"""``reid eval``: rank metrics from saved features, or of a trained run.
 
-Each ``.npz`` holds ``features`` (N x D), ``pids`` (N) and, optionally, ``camids`` (N;
-without them the no-camera protocol is used) and ``paths`` (N strings; with the
-no-camera protocol a query whose path is also in the gallery has that item removed).
-Evaluating a trained run directly (embedding its test sets) belongs to the engine and is
-not available here yet.
+With ``--query/--gallery``, each ``.npz`` holds ``features`` (N x D), ``pids`` (N) and,
+optionally, ``camids`` (N; without them the no-camera protocol is used) and ``paths`` (N
+strings; with the no-camera protocol a query whose path is also in the gallery has that
+item removed). With ``--run``, the run's network embeds its recipe's test sets first,
+which needs the engine: the command lives here, so that ``reidcore.evaluation`` stays
+free of the engine.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def _parse_ranks(text: str) -> tuple[int, ...]:
     return ranks
 
 
-def run_eval(args: argparse.Namespace, plugins: Any = None) -> int:
+def run_eval(args: argparse.Namespace, plugins: Any) -> int:
     import torch
 
     from reidcore.evaluation.config import RankingConfig
@@ -158,10 +159,6 @@ def _eval_run(args: argparse.Namespace, plugins: Any) -> int:
 
     if args.query is not None or args.gallery is not None:
         raise ReidError("give either --run or --query/--gallery, not both")
-    if plugins is None:
-        from reidcore.plugins import get_plugins
-
-        plugins = get_plugins()
     metrics = evaluate_run(args.run, plugins=plugins, overrides=args.overrides,
                            checkpoint=args.checkpoint, device=args.device)
     if args.json:
