@@ -49,7 +49,7 @@ class FeatureExtractor:
         from reidcore.engine import checkpoint as ckpt
         from reidcore.engine.build import expected_num_classes
         from reidcore.engine.context import build_method
-        from reidcore.engine.runner import resolve_device
+        from reidcore.engine.trainer import resolve_device
 
         self.recipe, run_dir = _load_recipe(str(run_or_recipe), plugins, overrides)
         self.device = resolve_device(device)
@@ -113,7 +113,8 @@ def evaluate_run(run_or_recipe: str | Path, *, plugins: Any, overrides: Sequence
     recipe, as the engine does at the end of training; ``overrides`` (``--set``) change the
     recipe first, e.g. ``evaluate.rerank=true`` or another ``data.test``."""
     from reidcore.data.loaders import build_test_loaders
-    from reidcore.engine.runner import build_dataset, evaluate_test_sets, section_names
+    from reidcore.engine.evaluate import evaluate_test_sets
+    from reidcore.engine.trainer import build_dataset, section_names
     from reidcore.registry import Kind
 
     extractor = FeatureExtractor(run_or_recipe, checkpoint=checkpoint, device=device,

@@ -1,0 +1,77 @@
+"""Evaluating a method on test sets: features in order (flip-averaged if asked), the
+evaluator's metrics, with the training state left as it was (RNGs and thread count)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from reidcore.engine.context import Precision
+from reidcore.records import FeatureSet
+
+
+def set_train_mode(modules: Mapping[str, torch.nn.Module], training: bool) -> None:
+    for module in modules.values():
+        module.train(training)
+
+
+@contextlib.contextmanager
+def keep_torch_threads() -> Iterator[None]:
+    """Restore torch's intra-op thread count after the block. The numba ranking kernels
+    run on the same OpenMP runtime as torch and set its thread count to numba's own when
+    they launch, so a run started with one torch thread would train on two after its
+    first evaluation: results then depended on when (and whether) it evaluated."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+@torch.no_grad()
+def extract_features(method: Any, loader: Any, device: torch.device, flip: bool = False,
+                     precision: Precision | None = None,
+                     channels_last: bool = False) -> torch.Tensor:
+    """Embeddings of every image of ``loader`` (in order), float32 on the CPU.
+    With ``flip``, the mean of the embeddings of each image and its horizontal flip."""
+    precision = precision or Precision()
+    parts = []
+    for batch in loader:
+        images = batch["images"].to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with precision.autocast():
+            features = method.embed(images).float()
+            if flip:
+                features = (features + method.embed(images.flip(3)).float()) / 2
+        parts.append(features.cpu())
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
+                       device: torch.device, flip: bool, precision: Precision | None = None,
+                       channels_last: bool = False
+                       ) -> tuple[dict[str, float], dict[str, tuple[FeatureSet, FeatureSet]]]:
+    """Metrics ``<testset>/<metric>`` for every test set, and the feature sets."""
+    set_train_mode(method.modules(), False)
+    metrics: dict[str, float] = {}
+    features: dict[str, tuple[FeatureSet, FeatureSet]] = {}
+    for test in test_sets:
+        query = FeatureSet(extract_features(method, test.query, device, flip, precision,
+                                            channels_last),
+                           test.query_pids, test.query_camids,
+                           tuple(r.path for r in test.query_records))
+        gallery = FeatureSet(extract_features(method, test.gallery, device, flip, precision,
+                                              channels_last),
+                             test.gallery_pids, test.gallery_camids,
+                             tuple(r.path for r in test.gallery_records))
+        with keep_torch_threads():
+            scores = evaluator.evaluate(query, gallery)
+        for key, value in scores.items():
+            metrics[f"{test.name}/{key}"] = float(value)
+        features[test.name] = (query, gallery)
+    return metrics, features

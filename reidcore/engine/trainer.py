@@ -1,0 +1,367 @@
+"""The training loop of one process: data, method, checkpoints, logging, evaluation.
+
+The engine owns the loop (device, precision, DDP, checkpoints, logging, evaluation
+schedule, hooks); the method owns its networks, optimizers and step. One epoch::
+
+    clock.start_epoch(epoch, len(loader))
+    for batch in loader:
+        metrics = method.training_step(batch, step)   # backward + optimizer steps inside
+        precision.update(); clock.advance(); every scheduler.step()
+
+Evaluation runs every ``train.eval_every`` epochs and after the last one, on every test
+set (rank 0 only), with flip test-time augmentation when the evaluator's config says
+``flip = true``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reidcore.engine import checkpoint as ckpt
+from reidcore.engine import distributed
+from reidcore.engine.context import MethodContext, Precision
+from reidcore.engine.distributed import DistInfo
+from reidcore.engine.evaluate import evaluate_test_sets, set_train_mode
+from reidcore.engine.logging import (
+    Progress,
+    RunLogger,
+    dataset_fingerprint,
+    format_duration,
+    manifest,
+    summary_table,
+    write_json,
+)
+from reidcore.engine.optim import Clock, Optimization
+from reidcore.errors import ReidError
+from reidcore.records import RunInfo
+from reidcore.registry import Kind
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch; with ``deterministic``, ask cuDNN for determinism."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ReidError("train.device = \"cuda\" but no CUDA device is available "
+                            "(use device = \"auto\" or \"cpu\")")
+        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+    return torch.device("cpu")
+
+
+def section_names(sections: Sequence[Any]) -> list[str]:
+    """Names for test sets: the component name, with ``-<index>`` when it repeats."""
+    names = [s.name for s in sections]
+    return [n if names.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(names)]
+
+
+def build_dataset(registry: Any, section: Any) -> Any:
+    return registry.get(Kind.DATASET, section.name).create(section.config)
+
+
+def apply_freeze(optimization: Optimization, groups: Sequence[str], frozen: bool) -> None:
+    """(Un)freeze the parameters of the named optimizer groups."""
+    for optimizer in optimization.optimizers.values():
+        for group in optimizer.param_groups:
+            if group.get("name") in groups:
+                for param in group["params"]:
+                    param.requires_grad_(not frozen)
+
+
+# --- the trainer --------------------------------------------------------------------------
+
+
+class Trainer:
+    """One process's part of a run (see the module docstring)."""
+
+    def __init__(self, recipe: Any, plugins: Any, run_dir: Path, resume: bool,
+                 dist_info: DistInfo, quiet: bool = False):
+        self.recipe = recipe
+        self.plugins = plugins
+        self.registry = plugins.registry
+        self.hook = plugins.hook
+        self.run_dir = run_dir
+        self.resume = resume
+        self.dist = dist_info
+        self.quiet = quiet
+        self.train_cfg = recipe.train
+        self.device = resolve_device(self.train_cfg.device, dist_info.local_rank)
+        self.checkpoint_dir = run_dir / "checkpoints"
+        self.step = 0
+        self.start_epoch = 0
+        self.best: dict[str, Any] = {"metric": self.train_cfg.best_metric, "value": None,
+                                     "epoch": None}
+        self.last_metrics: dict[str, float] = {}
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from reidcore.data.loaders import build_test_loaders, build_train_loader
+
+        recipe, cfg = self.recipe, self.train_cfg
+        distributed.init_process_group(self.dist, self.device)
+        seed_everything(recipe.seed, cfg.deterministic)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, quiet=self.quiet)
+
+        # data: rank 0 first (the synthetic dataset generates itself), then the others
+        if not recipe.data.source:
+            raise ReidError("the recipe has no [[data.source]] dataset to train on")
+        started = time.perf_counter()
+        splits: dict[str, list[Any]] = {}
+        for turn in (0, 1):
+            if (turn == 0) == self.dist.is_main:
+                splits = {role: [build_dataset(self.registry, s).load()
+                                 for s in getattr(recipe.data, role)]
+                          for role in ("source", "target", "test")}
+            distributed.barrier(self.dist)
+        self.splits = splits
+        self.logger.print(f"data ready in {time.perf_counter() - started:.1f}s: "
+                          + ", ".join(f"{role} {len(v)}" for role, v in splits.items()))
+        self.train_loader = build_train_loader(splits["source"], splits["target"], recipe.loader,
+                                               seed=recipe.seed, rank=self.dist.rank,
+                                               world_size=self.dist.world_size,
+                                               steps_per_epoch=cfg.steps_per_epoch)
+        self.test_names = section_names(recipe.data.test)
+        self.test_sets = (build_test_loaders(splits["test"], recipe.loader, names=self.test_names)
+                          if self.dist.is_main else [])
+
+        # method
+        self.precision = Precision.create(self.device, cfg.precision, cfg.clip_grad_norm)
+        if cfg.precision != "fp32" and self.device.type != "cuda":
+            self.logger.print(f"note: train.precision = \"{cfg.precision}\" applies on CUDA "
+                              "only; this CPU run uses fp32")
+        self.clock = Clock(length=len(self.train_loader))
+        self.context = MethodContext(
+            recipe=recipe, registry=self.registry, num_classes=self.train_loader.num_classes,
+            steps_per_epoch=len(self.train_loader), device=self.device,
+            precision=self.precision, rank=self.dist.rank, world_size=self.dist.world_size,
+            clock=self.clock, run_dir=self.run_dir, logger=self.logger)
+        with torch.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext():
+            self.method = self.registry.get(Kind.METHOD, recipe.method.name).create(
+                recipe.method.config, context=self.context)
+        for module in self.method.modules().values():
+            module.to(self.device)
+            if cfg.channels_last:
+                module.to(memory_format=torch.channels_last)
+        self.optimization = self.method.configure_optimizers()
+        if not isinstance(self.optimization, Optimization):
+            raise TypeError(f"{recipe.method.name}.configure_optimizers() must return "
+                            f"reidcore.engine.optim.Optimization, got "
+                            f"{type(self.optimization).__name__}")
+        evaluate = recipe.evaluate
+        self.evaluator = self.registry.get(Kind.EVALUATOR, evaluate.name).create(evaluate.config)
+        self.flip = bool(getattr(evaluate.config, "flip", False))
+
+        if self.resume:
+            self._load_latest()
+        self.info = RunInfo(run_dir=str(self.run_dir), recipe=recipe, resumed=self.resume)
+        if self.dist.is_main:
+            self._write_run_files()
+
+    def _write_run_files(self) -> None:
+        from reidcore.recipe import to_dict, write_resolved
+
+        write_resolved(self.recipe, self.run_dir / "recipe.toml")
+        fingerprints = {}
+        for role in ("source", "target", "test"):
+            for index, split in enumerate(self.splits[role]):
+                name = getattr(self.recipe.data, role)[index].name
+                fingerprints[f"{role}[{index}] {name}"] = dataset_fingerprint([split])
+        extra = {"device": str(self.device), "world_size": self.dist.world_size,
+                 "num_classes": self.train_loader.num_classes,
+                 "steps_per_epoch": len(self.train_loader), "resumed": self.resume}
+        write_json(self.run_dir / "manifest.json",
+                   manifest(to_dict(self.recipe), self.plugins, fingerprints, extra))
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def _payload(self, epoch: int) -> dict[str, Any]:
+        return {
+            "format": ckpt.FORMAT, "epoch": epoch, "step": self.step,
+            "modules": {n: m.state_dict() for n, m in self.method.modules().items()},
+            "optimizers": {n: o.state_dict() for n, o in self.optimization.optimizers.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.optimization.schedulers.items()},
+            "precision": self.precision.state_dict(), "rng": ckpt.rng_state(),
+            "best": dict(self.best), "metrics": dict(self.last_metrics),
+        }
+
+    def save_checkpoint(self, epoch: int, improved: bool) -> None:
+        if not self.dist.is_main:
+            return
+        payload = self._payload(epoch)
+        ckpt.save(self.checkpoint_dir / f"epoch-{epoch:04d}.pt", payload)
+        ckpt.prune(self.checkpoint_dir, self.train_cfg.keep_last)
+        if improved:
+            ckpt.save(self.checkpoint_dir / "best.pt", payload)
+
+    def _load_latest(self) -> None:
+        path = ckpt.latest(self.checkpoint_dir)
+        if path is None:
+            self.logger.print(f"--resume: no checkpoint in {self.checkpoint_dir} yet; "
+                              "starting from the beginning")
+            self.resume = False
+            return
+        data = ckpt.read(path)
+        ckpt.load_modules(self.method.modules(), data["modules"], str(path))
+        for kind, owners in (("optimizers", self.optimization.optimizers),
+                             ("schedulers", self.optimization.schedulers)):
+            saved = data.get(kind, {})
+            if set(saved) != set(owners):
+                raise ReidError(f"checkpoint {path} has {kind} {sorted(saved)} but the method "
+                                f"has {sorted(owners)}")
+            for name, owner in owners.items():
+                owner.load_state_dict(saved[name])
+        self.precision.load_state_dict(data.get("precision", {}))
+        ckpt.set_rng_state(data["rng"])
+        self.start_epoch = int(data["epoch"])
+        self.step = int(data["step"])
+        self.best = dict(data.get("best", self.best))
+        self.last_metrics = dict(data.get("metrics", {}))
+        self.logger.print(f"resumed from {path} (epoch {self.start_epoch}, step {self.step})")
+
+    # -- loop ----------------------------------------------------------------------------
+
+    def _lrs(self) -> dict[str, float]:
+        return {f"lr/{name}": float(opt.param_groups[0]["lr"])
+                for name, opt in self.optimization.optimizers.items()}
+
+    def fit(self) -> dict[str, Any]:
+        cfg = self.train_cfg
+        modules = self.method.modules()
+        schedulers = list(self.optimization.schedulers.values())
+        progress = Progress(cfg.epochs, self.start_epoch)
+        started = time.perf_counter()
+        self.logger.print(f"training {self.recipe.method.name} on {self.device} for "
+                          f"{cfg.epochs} epochs x {len(self.train_loader)} steps "
+                          f"({self.train_loader.num_classes} identities)")
+        for epoch in range(self.start_epoch, cfg.epochs):
+            self.train_loader.set_epoch(epoch)
+            steps = len(self.train_loader)
+            self.clock.start_epoch(epoch, steps)
+            for scheduler in schedulers:
+                if hasattr(scheduler, "sync"):
+                    scheduler.sync()
+            if cfg.freeze_epochs:
+                apply_freeze(self.optimization, cfg.freeze, epoch < cfg.freeze_epochs)
+            set_train_mode(modules, True)
+            sums: dict[str, float] = {}
+            count = 0
+            epoch_start = time.perf_counter()
+            for batch in self.train_loader:
+                metrics = self.method.training_step(batch, self.step)
+                self.precision.update()
+                self.clock.advance()
+                for scheduler in schedulers:
+                    scheduler.step()
+                self.step += 1
+                count += 1
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+                self.hook.reid_train_step_end(run=self.info, step=self.step, metrics=metrics)
+                if self.step % cfg.log_every == 0:
+                    self.logger.scalars("train", self.step, epoch + count / steps,
+                                        {**metrics, **self._lrs()}, tb_prefix="train/")
+            means = {k: v / max(count, 1) for k, v in sums.items()}
+            means = distributed.all_reduce_mean(self.dist, means)
+            seconds = time.perf_counter() - epoch_start
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in means.items()
+                              if k in ("loss", "accuracy") or k.startswith("loss/"))
+            eta = progress.eta(epoch + 1)
+            self.logger.print(
+                f"epoch {epoch + 1}/{cfg.epochs}  {shown}  lr {self._lrs_text()}  "
+                f"{count / seconds if seconds else 0:.1f} it/s  "
+                f"elapsed {format_duration(time.perf_counter() - started)}  "
+                f"eta {format_duration(eta) if math.isfinite(eta) else '?'}")
+            self.logger.scalars("epoch", self.step, epoch + 1, means, tb_prefix="epoch/")
+            improved = False
+            last = epoch + 1 == cfg.epochs
+            if (epoch + 1) % cfg.eval_every == 0 or last:
+                improved = self.evaluate(epoch + 1, pictures=last)
+            if (epoch + 1) % cfg.checkpoint_every == 0 or last:
+                self.save_checkpoint(epoch + 1, improved)
+            distributed.barrier(self.dist)
+        if self.start_epoch >= cfg.epochs and not self.last_metrics and self.dist.is_main:
+            self.evaluate(cfg.epochs, pictures=True)
+        return self.finish(time.perf_counter() - started)
+
+    def _lrs_text(self) -> str:
+        return " ".join(f"{v:.2e}" for v in self._lrs().values())
+
+    def evaluate(self, epoch: int, pictures: bool = False) -> bool:
+        """Evaluate on every test set (rank 0); return whether the best metric improved."""
+        if not self.dist.is_main or not self.test_sets:
+            return False
+        started = time.perf_counter()
+        metrics, features = evaluate_test_sets(self.method, self.evaluator, self.test_sets,
+                                               self.device, self.flip, self.precision,
+                                               self.train_cfg.channels_last)
+        self.last_metrics = metrics
+        self.logger.scalars("eval", self.step, epoch, metrics, tb_prefix="eval/")
+        self.hook.reid_evaluate_end(run=self.info, step=self.step, metrics=metrics)
+        first = self.test_names[0]
+        shown = "  ".join(f"{k.split('/', 1)[1]} {100 * v:.2f}" for k, v in metrics.items()
+                          if k.startswith(f"{first}/") and k.split("/", 1)[1] in
+                          ("mAP", "mINP", "rank1"))
+        self.logger.print(f"evaluation at epoch {epoch} ({time.perf_counter() - started:.1f}s):"
+                          f" {first}: {shown}")
+        if pictures and self.train_cfg.ranked_pictures and hasattr(self.evaluator,
+                                                                    "ranked_results"):
+            for name, (query, gallery) in features.items():
+                try:
+                    _, image = self.evaluator.ranked_results(
+                        query, gallery, self.run_dir / f"ranked_{name}.png",
+                        num_queries=self.train_cfg.ranked_pictures, seed=self.recipe.seed)
+                    self.logger.image(f"ranked/{name}", image, self.step)
+                except Exception as exc:  # a picture must never cost the run
+                    self.logger.print(f"warning: no ranked-results picture for {name}: {exc}")
+        if hasattr(self.method, "log_images"):  # e.g. a generator's outputs, H x W x 3 uint8
+            for tag, image in dict(self.method.log_images()).items():
+                self.logger.image(f"images/{tag}", image, self.step)
+        value = metrics.get(f"{first}/{self.train_cfg.best_metric}")
+        if value is None:
+            return False
+        if self.best["value"] is None or value > self.best["value"]:
+            self.best = {"metric": self.train_cfg.best_metric, "value": value, "epoch": epoch}
+            return True
+        return False
+
+    def finish(self, seconds: float) -> dict[str, Any]:
+        per_set = {name: {k.split("/", 1)[1]: v for k, v in self.last_metrics.items()
+                          if k.startswith(f"{name}/")} for name in self.test_names}
+        summary = {"status": "completed", "run_dir": str(self.run_dir),
+                   "epochs": self.train_cfg.epochs, "steps": self.step,
+                   "train_seconds": round(seconds, 2), "metrics": per_set,
+                   "best": self.best}
+        if self.dist.is_main:
+            write_json(self.run_dir / "summary.json", summary)
+            if self.test_names:
+                self.logger.print(summary_table(self.last_metrics, self.test_names))
+            self.logger.print(f"run directory: {self.run_dir}")
+        return summary
+
+    def close(self) -> None:
+        logger = getattr(self, "logger", None)
+        if logger is not None:
+            logger.close()
