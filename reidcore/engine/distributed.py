@@ -66,6 +66,35 @@ def broadcast_object(info: DistInfo, value: Any) -> Any:
     return holder[0]
 
 
+def broadcast_buffers(info: DistInfo, modules: Any) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank. Parameters
+    agree across ranks (averaged gradients) but each rank's last training forward updated
+    its own statistics; a sharded evaluation must embed with rank 0's network, the one
+    that is checkpointed."""
+    if not info.enabled:
+        return
+    import torch.distributed as dist
+
+    for module in modules.values():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def gather_rows(info: DistInfo, rows: torch.Tensor) -> torch.Tensor | None:
+    """Every rank's ``rows`` (N_r x D, on the CPU) concatenated in rank order on rank 0
+    (None on the other ranks); ``rows`` itself in a single process. Test loaders give each
+    rank a contiguous block of the records, so rank order is record order."""
+    if not info.enabled:
+        return rows
+    import torch.distributed as dist
+
+    parts: list[Any] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(rows.cpu(), parts, dst=0)
+    if parts is None:
+        return None
+    return torch.cat([part for part in parts if part.numel()])  # a rank may have no rows
+
+
 def all_reduce_mean(info: DistInfo, values: dict[str, float]) -> dict[str, float]:
     """Average scalar metrics over the ranks (for logging)."""
     if not info.enabled or not values:

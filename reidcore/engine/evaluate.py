@@ -4,7 +4,7 @@ evaluator's metrics, with the training state left as it was (RNGs and thread cou
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -54,20 +54,28 @@ def extract_features(method: Any, loader: Any, device: torch.device, flip: bool 
 
 def evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
                        device: torch.device, flip: bool, precision: Precision | None = None,
-                       channels_last: bool = False
+                       channels_last: bool = False,
+                       gather: Callable[[torch.Tensor], torch.Tensor | None] | None = None
                        ) -> tuple[dict[str, float], dict[str, tuple[FeatureSet, FeatureSet]]]:
-    """Metrics ``<testset>/<metric>`` for every test set, and the feature sets."""
+    """Metrics ``<testset>/<metric>`` for every test set, and the feature sets.
+
+    Under DDP every rank embeds its shard of each test set (its loaders were built with
+    its rank) and ``gather`` collects the features on rank 0 in record order (as
+    fast-reid does); only rank 0 scores them, the others return empty results."""
     set_train_mode(method.modules(), False)
+    gather = gather or (lambda rows: rows)
     metrics: dict[str, float] = {}
     features: dict[str, tuple[FeatureSet, FeatureSet]] = {}
     for test in test_sets:
-        query = FeatureSet(extract_features(method, test.query, device, flip, precision,
-                                            channels_last),
-                           test.query_pids, test.query_camids,
+        query_rows = gather(extract_features(method, test.query, device, flip, precision,
+                                             channels_last))
+        gallery_rows = gather(extract_features(method, test.gallery, device, flip, precision,
+                                               channels_last))
+        if query_rows is None or gallery_rows is None:
+            continue  # not rank 0: the features went to rank 0
+        query = FeatureSet(query_rows, test.query_pids, test.query_camids,
                            tuple(r.path for r in test.query_records))
-        gallery = FeatureSet(extract_features(method, test.gallery, device, flip, precision,
-                                              channels_last),
-                             test.gallery_pids, test.gallery_camids,
+        gallery = FeatureSet(gallery_rows, test.gallery_pids, test.gallery_camids,
                              tuple(r.path for r in test.gallery_records))
         with keep_torch_threads():
             scores = evaluator.evaluate(query, gallery)

@@ -144,8 +144,10 @@ class Trainer:
                                                world_size=self.dist.world_size,
                                                steps_per_epoch=cfg.steps_per_epoch)
         self.test_names = section_names(recipe.data.test)
-        self.test_sets = (build_test_loaders(splits["test"], recipe.loader, names=self.test_names)
-                          if self.dist.is_main else [])
+        # every rank embeds its shard of the test sets; rank 0 gathers and scores them
+        self.test_sets = build_test_loaders(splits["test"], recipe.loader, names=self.test_names,
+                                            rank=self.dist.rank,
+                                            world_size=self.dist.world_size)
 
         # method
         self.precision = Precision.create(self.device, cfg.precision, cfg.clip_grad_norm)
@@ -302,7 +304,8 @@ class Trainer:
             if (epoch + 1) % cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint(epoch + 1, improved)
             distributed.barrier(self.dist)
-        if self.start_epoch >= cfg.epochs and not self.last_metrics and self.dist.is_main:
+        done_unevaluated = self.start_epoch >= cfg.epochs and not self.last_metrics
+        if distributed.broadcast_object(self.dist, done_unevaluated):  # all ranks evaluate
             self.evaluate(cfg.epochs, pictures=True)
         return self.finish(time.perf_counter() - started)
 
@@ -310,13 +313,18 @@ class Trainer:
         return " ".join(f"{v:.2e}" for v in self._lrs().values())
 
     def evaluate(self, epoch: int, pictures: bool = False) -> bool:
-        """Evaluate on every test set (rank 0); return whether the best metric improved."""
-        if not self.dist.is_main or not self.test_sets:
+        """Evaluate on every test set (every rank embeds its shard, rank 0 scores); return
+        whether the best metric improved (on rank 0)."""
+        if not self.test_sets:
             return False
         started = time.perf_counter()
-        metrics, features = evaluate_test_sets(self.method, self.evaluator, self.test_sets,
-                                               self.device, self.flip, self.precision,
-                                               self.train_cfg.channels_last)
+        distributed.broadcast_buffers(self.dist, self.method.modules())
+        metrics, features = evaluate_test_sets(
+            self.method, self.evaluator, self.test_sets, self.device, self.flip,
+            self.precision, self.train_cfg.channels_last,
+            gather=lambda rows: distributed.gather_rows(self.dist, rows))
+        if not self.dist.is_main:
+            return False
         self.last_metrics = metrics
         self.logger.scalars("eval", self.step, epoch, metrics, tb_prefix="eval/")
         self.hook.reid_evaluate_end(run=self.info, step=self.step, metrics=metrics)

@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from reidcore.engine import checkpoint as ckpt
+from reidcore.engine.extract import evaluate_run
 from reidcore.engine.runner import run_recipe
 from reidcore.plugins import get_plugins
 from tests.engine.conftest import resolve_dict, tiny_recipe_dict
@@ -45,3 +47,9 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(engine_c
     assert two[1] == pytest.approx(one[1], rel=0.10)
     assert two[1] < two[0]  # and it learns
     assert set(double["metrics"]["synthetic"]) == set(single["metrics"]["synthetic"])
+    # evaluation was sharded over both ranks and gathered on rank 0: the same metrics as
+    # one process evaluating the same weights
+    again = evaluate_run(tmp_path / "two", plugins=plugins,
+                         checkpoint=ckpt.latest(tmp_path / "two" / "checkpoints"))
+    for key, value in double["metrics"]["synthetic"].items():
+        assert again[f"synthetic/{key}"] == pytest.approx(value, rel=1e-6, abs=1e-9), key
