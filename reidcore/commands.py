@@ -12,8 +12,7 @@ import argparse
 def add_core_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``reid data ...``, ``reid eval`` and ``reid extract``."""
     from reidcore.data.commands import add_data_commands
-    from reidcore.engine.commands import add_extract_command
-    from reidcore.engine.eval_command import add_eval_command
+    from reidcore.engine.commands import add_eval_command, add_extract_command
 
     add_data_commands(subparsers)
     add_eval_command(subparsers)

@@ -1,10 +1,173 @@
-"""The ``reid extract`` command (argument parsing only: torch loads when it runs)."""
+"""The engine's commands: ``reid eval`` and ``reid extract`` (parsers here; torch loads
+only when a command runs).
+
+``reid eval`` with ``--query/--gallery`` reads two ``.npz`` files, each holding ``features``
+(N x D), ``pids`` (N) and, optionally, ``camids`` (N; without them the no-camera protocol is
+used) and ``paths`` (N strings; with the no-camera protocol a query whose path is also in
+the gallery has that item removed). With ``--run``, the run's network embeds its recipe's
+test sets first, which needs the engine: the command lives here, so that
+``reidcore.evaluation`` stays free of the engine.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Any
+
+from reidcore.errors import ReidError
+
+
+def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``reid eval``."""
+    parser = subparsers.add_parser(
+        "eval", help="CMC, mAP and mINP from saved query/gallery features",
+        description="Evaluate saved features (--query/--gallery: each .npz holds `features` "
+                    "(N x D), `pids` (N), optionally `camids` (N) and `paths` (N)), or a "
+                    "trained run on its recipe's test sets (--run; the [evaluate] section "
+                    "applies, change it with --set evaluate.rerank=true).")
+    parser.add_argument("--query", type=Path, help="query features (.npz)")
+    parser.add_argument("--gallery", type=Path, help="gallery features (.npz)")
+    parser.add_argument("--run", metavar="RUN_DIR",
+                        help="a run directory (its best, else latest, checkpoint)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="with --run: override the run's recipe")
+    parser.add_argument("--checkpoint", type=Path, help="with --run: this checkpoint file")
+    parser.add_argument("--device", default="cpu", help="with --run: cpu, cuda or auto")
+    parser.add_argument("--metric", default="euclidean",
+                        choices=["euclidean", "sqeuclidean", "cosine"])
+    parser.add_argument("--normalisation", default="none", choices=["none", "l2"],
+                        help="l2-normalise features first (none)")
+    parser.add_argument("--protocol", default="auto",
+                        choices=["auto", "market", "single-gallery-shot", "no-camera"],
+                        help="auto: market with camera ids, no-camera without (auto)")
+    parser.add_argument("--average-precision", default="standard",
+                        choices=["standard", "interpolated"],
+                        help="standard (torchreid, fast-reid) or interpolated (official "
+                             "Market-1501 code)")
+    parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
+    parser.add_argument("--k1", type=int, default=20)
+    parser.add_argument("--k2", type=int, default=6)
+    parser.add_argument("--lambda", dest="lambda_value", type=float, default=0.3)
+    parser.add_argument("--query-expansion", type=int, default=0, metavar="K",
+                        help="average query expansion with the K nearest gallery items")
+    parser.add_argument("--ranks", default="1,5,10", help="CMC ranks to print (1,5,10)")
+    parser.add_argument("--max-rank", type=int, default=50, help="CMC length (50)")
+    parser.add_argument("--sgs-repeats", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-query", type=Path, metavar="FILE",
+                        help="write per-query AP, first-match rank and INP (.csv or .json)")
+    parser.add_argument("--json", action="store_true",
+                        help="print mAP, mINP, cmc and the query counts as JSON")
+    parser.set_defaults(func=run_eval)
+
+
+def load_features(path: Path) -> dict[str, Any]:
+    """Read a features ``.npz`` (``features``, ``pids``, optional ``camids``/``paths``)."""
+    import numpy as np
+
+    if not path.is_file():
+        raise ReidError(f"no such features file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            content = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise ReidError(f"cannot read {path} as .npz: {exc}") from None
+    for key in ("features", "pids"):
+        if key not in content:
+            raise ReidError(f"{path} has no '{key}' array (it has: "
+                            f"{', '.join(sorted(content)) or 'nothing'})")
+    features = content["features"]
+    if features.ndim != 2:
+        raise ReidError(f"{path}: 'features' must be N x D, got shape {features.shape}")
+    count = features.shape[0]
+    for key in ("pids", "camids", "paths"):
+        if key in content and content[key].shape != (count,):
+            raise ReidError(f"{path}: '{key}' must have shape ({count},), got "
+                            f"{content[key].shape}")
+    return {"features": features, "pids": content["pids"],
+            "camids": content.get("camids"),
+            "paths": tuple(str(p) for p in content["paths"]) if "paths" in content else ()}
+
+
+def _parse_ranks(text: str) -> tuple[int, ...]:
+    try:
+        ranks = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ReidError(f"--ranks must be comma-separated integers, got '{text}'") from None
+    if not ranks or min(ranks) < 1:
+        raise ReidError(f"--ranks must be positive, got '{text}'")
+    return ranks
+
+
+def run_eval(args: argparse.Namespace, plugins: Any) -> int:
+    import torch
+
+    from reidcore.evaluation.config import RankingConfig
+    from reidcore.evaluation.evaluator import RankingEvaluator
+    from reidcore.records import FeatureSet
+
+    if args.run is not None:
+        return _eval_run(args, plugins)
+    if args.query is None or args.gallery is None:
+        raise ReidError("reid eval needs --query and --gallery feature files, or --run RUN_DIR")
+    ranks = _parse_ranks(args.ranks)
+    query = load_features(args.query)
+    gallery = load_features(args.gallery)
+    have_cams = query["camids"] is not None and gallery["camids"] is not None
+    try:
+        config = RankingConfig(
+            metric=args.metric, normalisation=args.normalisation, rerank=args.rerank,
+            k1=args.k1, k2=args.k2, lambda_value=args.lambda_value,
+            query_expansion=args.query_expansion, ranks=ranks,
+            max_rank=max(args.max_rank, *ranks), protocol=args.protocol,
+            average_precision=args.average_precision, sgs_repeats=args.sgs_repeats,
+            seed=args.seed)
+    except ValueError as exc:
+        raise ReidError(str(exc)) from None
+
+    def feature_set(data: dict[str, Any]) -> FeatureSet:
+        return FeatureSet(torch.from_numpy(data["features"]), data["pids"],
+                          data["camids"] if have_cams else None, data["paths"])
+
+    evaluator = RankingEvaluator(config)
+    metrics = evaluator.evaluate(feature_set(query), feature_set(gallery))
+    result = evaluator.last_result
+    if args.per_query is not None:
+        result.write_per_query(args.per_query, query["paths"] or None)
+    if args.json:
+        data = result.to_dict()
+        data.update({k: v for k, v in metrics.items() if k.startswith("rank")})
+        print(json.dumps(data))
+        return 0
+    out = sys.stdout
+    print(f"protocol: {result.protocol}   metric: {config.metric}"
+          f"{'   re-ranked' if config.rerank else ''}", file=out)
+    print(f"mAP:  {100 * result.mAP:6.2f}%", file=out)
+    print(f"mINP: {100 * result.mINP:6.2f}%", file=out)
+    for k in ranks:
+        print(f"rank-{k:<3d} {100 * metrics[f'rank{k}']:6.2f}%", file=out)
+    print(f"valid queries: {result.num_valid_queries} of {result.num_queries}"
+          + (f" ({result.num_skipped_queries} skipped: no valid match in the gallery)"
+             if result.num_skipped_queries else ""), file=out)
+    return 0
+
+
+def _eval_run(args: argparse.Namespace, plugins: Any) -> int:
+    from reidcore.engine.extract import evaluate_run
+
+    if args.query is not None or args.gallery is not None:
+        raise ReidError("give either --run or --query/--gallery, not both")
+    metrics = evaluate_run(args.run, plugins=plugins, overrides=args.overrides,
+                           checkpoint=args.checkpoint, device=args.device)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            print(f"{key:32s} {value:.4f}")
+    return 0
 
 
 def command_extract(args: argparse.Namespace, plugins: Any) -> int:
