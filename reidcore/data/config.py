@@ -54,6 +54,9 @@ class LoaderConfig:
     """``imagenet`` mean/std, ``tanh`` maps to [-1, 1] (mean = std = 0.5), or ``none``."""
     positive: bool = False
     """Each training image also brings another image of its identity (``positives``)."""
+    second_batch: bool = False
+    """Each step also brings ``second``: an independent labelled batch of the same size
+    and sampler from the same source data (DG-Net's two loaders A and B)."""
     textures: bool = False
     """Load ``extras["texture"]`` of each training image as ``textures`` (not augmented)."""
     texture_height: int = attrs.field(default=256, validator=attrs.validators.ge(8))

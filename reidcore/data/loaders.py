@@ -28,6 +28,8 @@ their ``train`` splits are used. A training batch is a dict:
                (the same image if the identity has only one)
 ``textures``   (``loader.textures``) B x 3 x th x tw in [-1, 1], not augmented: each
                record's ``extras["texture"]`` (an error if a record has none)
+``second``     (``loader.second_batch``) an independent labelled batch of the same
+               size, sampler and keys (images, pids, ...), drawn in its own order
 ``target``     (only with targets) the unlabeled batch of the same step: a dict with
                ``images``, ``camids``, ``domains`` (index in ``targets``), ``indices``,
                ``paths``, ``extras``. It has no ``pids``: target labels never reach a loss.
@@ -54,6 +56,7 @@ A test batch has ``images``, ``pids`` (original labels, not relabelled; 0 = dist
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -223,6 +226,8 @@ class TrainLoader:
     target_records: list[ImageRecord]
     seed: int = 0
     """(seed + rank): with the epoch, it seeds the workers of each epoch."""
+    second: DataLoader | None = None
+    """``loader.second_batch``: the independent labelled loader of ``batch["second"]``."""
     epoch: int = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -254,7 +259,14 @@ class TrainLoader:
         self.source.batch_sampler.set_epoch(epoch)
         self.source.generator.manual_seed(epoch_seed(self.seed, epoch, 0))
         targets = self._target_batches() if self.target is not None else None
+        seconds = None
+        if self.second is not None:
+            self.second.batch_sampler.set_epoch(epoch)
+            self.second.generator.manual_seed(epoch_seed(self.seed, epoch, 2))
+            seconds = iter(self.second)
         for batch in self.source:
+            if seconds is not None:
+                batch["second"] = next(seconds)  # same sampler type and length per epoch
             if targets is not None:
                 target = next(targets)
                 target.pop("pids", None)
@@ -305,6 +317,12 @@ def build_train_loader(sources: Sequence[Any], targets: Sequence[Any] = (),
     except ValueError as exc:
         raise ReidError(f"cannot sample training batches: {exc}") from None
     source = ReidDataLoader(dataset, batch_sampler=sampler, **_loader_kwargs(loader, seed + rank))
+    second = None
+    if loader.second_batch:  # its own order: the sampler seeded apart from the source's
+        second_sampler = copy.copy(sampler)
+        second_sampler.seed = seed + 104729
+        second = ReidDataLoader(dataset, batch_sampler=second_sampler,
+                                **_loader_kwargs(loader, seed + 104729 + rank))
 
     target_loader = None
     target_records: list[ImageRecord] = []
@@ -335,7 +353,7 @@ def build_train_loader(sources: Sequence[Any], targets: Sequence[Any] = (),
     return TrainLoader(source=source, target=target_loader, num_classes=offsets[-1],
                        pid_offsets=offsets, domain_names=names, target_domain_names=target_names,
                        source_records=records, target_records=target_records,
-                       seed=seed + rank)
+                       seed=seed + rank, second=second)
 
 
 def build_eval_loader(records: Sequence[ImageRecord], loader: LoaderConfig | None = None,

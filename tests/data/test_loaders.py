@@ -209,6 +209,30 @@ def test_epochs_advance_on_their_own(synth_splits):
     assert loader.epoch == 2 and first != second
 
 
+def test_second_batch_is_an_independent_labelled_batch(synth_splits):
+    def epoch(seed: int, number: int) -> list[dict]:
+        config = LoaderConfig(**{**SMALL, "second_batch": True})
+        loader = build_train_loader([synth_splits], [], config, seed=seed)
+        loader.set_epoch(number)
+        return list(loader)
+
+    batches = epoch(0, 1)
+    labels = {p: int(pid) for b in batches for p, pid in zip(b["paths"], b["pids"])}
+    firsts = [p for b in batches for p in b["paths"]]
+    seconds = [p for b in batches for p in b["second"]["paths"]]
+    assert len(seconds) == len(firsts) and seconds != firsts  # its own order
+    for batch in batches:
+        second = batch["second"]
+        assert second["images"].shape == batch["images"].shape
+        for path, pid in zip(second["paths"], second["pids"].tolist(), strict=True):
+            assert labels.get(path, pid) == pid  # labelled as the source batch labels them
+    again = epoch(0, 1)
+    assert [p for b in again for p in b["second"]["paths"]] == seconds  # deterministic
+    assert [p for b in epoch(0, 2) for p in b["second"]["paths"]] != seconds
+    assert "second" not in next(iter(build_train_loader([synth_splits], [],
+                                                        LoaderConfig(**SMALL), seed=0)))
+
+
 def test_target_batches_come_without_labels_and_cycle(synth_splits, tiny_real):
     real = Market1501(Market1501Config(root=str(tiny_real))).load()
     small_target = DatasetSplits(real.train[:10])
