@@ -217,7 +217,7 @@ def test_second_batch_is_an_independent_labelled_batch(synth_splits):
         return list(loader)
 
     batches = epoch(0, 1)
-    labels = {p: int(pid) for b in batches for p, pid in zip(b["paths"], b["pids"])}
+    labels = {p: int(pid) for b in batches for p, pid in zip(b["paths"], b["pids"], strict=True)}
     firsts = [p for b in batches for p in b["paths"]]
     seconds = [p for b in batches for p in b["second"]["paths"]]
     assert len(seconds) == len(firsts) and seconds != firsts  # its own order
