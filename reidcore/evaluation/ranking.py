@@ -32,13 +32,11 @@ compute it) or, with ``average_precision="interpolated"``, the trapezoidal AP of
 official Market-1501 MATLAB evaluation; INP is ``num_positives / (rank of the last
 positive)`` (Ye et al., 2021). Ranks in per-query arrays are 1-based.
 
-Speed: no row is sorted. The positives of a query are found through a gallery index
-grouped by pid, sorted among themselves, and one pass over the row counts, for each
-positive, how many valid negatives precede it (a binary search among the positives,
-skipped outright for items beyond the last positive). Everything the metrics need
-follows from the ranks of the positives. Kernels are compiled by numba on first use
-(``cache=True``: a new process loads them from the cache) and run in parallel over
-queries.
+Speed: no row is sorted; everything the metrics need follows from the ranks of the
+positives. This module is the public API (validation, chunking, the result); the numba
+kernels live in :mod:`reidcore.evaluation.ranking_kernels` and the single-gallery-shot
+sampling in :mod:`reidcore.evaluation.ranking_sgs` (compiled on first use, ``cache=True``:
+a new process loads them from the cache).
 """
 
 from __future__ import annotations
@@ -51,196 +49,17 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
-import numba
 import numpy as np
-from numba import prange
 
 from reidcore.errors import ReidError
+from reidcore.evaluation.ranking_kernels import rank_kernel as _rank_kernel
+from reidcore.evaluation.ranking_sgs import sgs_kernel as _sgs_kernel
 
 logger = logging.getLogger("reid.evaluation")
 
 Protocol = Literal["market", "single-gallery-shot", "no-camera"]
 PROTOCOLS: tuple[str, ...] = ("market", "single-gallery-shot", "no-camera")
 AveragePrecision = Literal["standard", "interpolated"]
-
-
-# --------------------------------------------------------------------------- kernels
-
-
-@numba.njit(cache=True, nogil=True)
-def _positive_ranks(row, g_pids, g_camids, g_order, start, end, q_pid, q_camid,
-                    use_cams, self_index):
-    """0-based ranks (among valid items) of the positives of one query, in rank order.
-
-    Returns ``(ranks, nan_seen)``; ``ranks`` is empty when the query has no positive.
-    """
-    n_group = end - start
-    pos = np.empty(n_group, np.int64)
-    n = 0
-    for t in range(start, end):
-        j = g_order[t]
-        if use_cams:
-            if g_camids[j] == q_camid:
-                continue
-        elif j == self_index:
-            continue
-        pos[n] = j
-        n += 1
-    ranks = np.empty(n, np.int64)
-    if n == 0:
-        return ranks, False
-    pos = pos[:n]  # increasing gallery index (g_order is a stable sort by pid)
-    keys = np.empty(n, row.dtype)
-    nan_seen = False
-    for k in range(n):
-        keys[k] = row[pos[k]]
-        if keys[k] != keys[k]:
-            nan_seen = True
-    order = np.argsort(keys, kind="mergesort")  # stable: ties keep gallery order
-    ks = keys[order]
-    ps = pos[order]
-    dmax = ks[n - 1]
-    # a tight first pass keeps only the items that can rank before a positive (and NaN)
-    num_g = row.shape[0]
-    candidates = np.empty(num_g, np.int32)
-    m = 0
-    block_end = num_g - num_g % 64
-    for block in range(0, block_end, 64):
-        hits = 0
-        for j in range(block, block + 64):  # vectorised count; most blocks have none
-            hits += not row[j] > dmax
-        if hits:
-            for j in range(block, block + 64):
-                if not row[j] > dmax:
-                    candidates[m] = j
-                    m += 1
-    for j in range(block_end, num_g):
-        if not row[j] > dmax:
-            candidates[m] = j
-            m += 1
-    counts = np.zeros(n + 1, np.int64)
-    for c in range(m):
-        j = candidates[c]
-        v = row[j]
-        if v != v:
-            nan_seen = True
-            continue
-        gp = g_pids[j]
-        if gp == q_pid or gp == -1 or j == self_index:
-            continue  # positives, removed same-id items, junk, the query itself
-        # number of positives before (v, j): branch-free lower bound
-        base = 0
-        length = n
-        while length > 1:
-            step = length >> 1
-            kv = ks[base + step]
-            if kv < v or (kv == v and ps[base + step] < j):
-                base += step
-            length -= step
-        kv = ks[base]
-        if kv < v or (kv == v and ps[base] < j):
-            base += 1
-        counts[base] += 1
-    before = 0
-    for k in range(n):
-        before += counts[k]
-        ranks[k] = k + before
-    return ranks, nan_seen
-
-
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _rank_kernel(distmat, q_pids, q_camids, g_pids, g_camids, use_cams, self_index,
-                 g_order, grp_start, grp_end, ap, ap_interp, first, inp, npos, nan_flag):
-    num_q = distmat.shape[0]
-    for qi in prange(num_q):
-        ranks, nan_seen = _positive_ranks(
-            distmat[qi], g_pids, g_camids, g_order, grp_start[qi], grp_end[qi],
-            q_pids[qi], q_camids[qi], use_cams, self_index[qi])
-        n = ranks.shape[0]
-        npos[qi] = n
-        nan_flag[qi] = nan_seen
-        if n == 0:
-            ap[qi] = 0.0
-            ap_interp[qi] = 0.0
-            first[qi] = 0
-            inp[qi] = 0.0
-            continue
-        s = 0.0
-        s_interp = 0.0
-        for k in range(n):
-            r = ranks[k]
-            precision = (k + 1.0) / (r + 1.0)
-            old_precision = k / r if r != 0 else 1.0
-            s += precision
-            s_interp += (old_precision + precision) / 2.0
-        ap[qi] = s / n
-        ap_interp[qi] = s_interp / n
-        first[qi] = ranks[0] + 1
-        inp[qi] = n / (ranks[n - 1] + 1.0)
-
-
-@numba.njit(cache=True, inline="always")
-def _mix64(x):
-    # splitmix64 finaliser
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-@numba.njit(cache=True, nogil=True)
-def _draw(seed, query, repeat, group, n):
-    """A uniform draw in ``range(n)`` for (seed, query, repeat, group): counter-based."""
-    h = _mix64(np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15))
-    h = _mix64(h ^ np.uint64(query))
-    h = _mix64(h ^ np.uint64(repeat))
-    h = _mix64(h ^ np.uint64(group))
-    return np.int64(h % np.uint64(n))
-
-
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _sgs_kernel(distmat, q_index, q_camids, g_camids, g_order, group_starts, q_group,
-                repeats, seed, max_rank, hits):
-    """Single-gallery-shot CMC: ``hits[q, r]`` = fraction of draws with first match <= r+1.
-
-    ``group_starts`` delimits the pid groups of ``g_order`` (junk already left out);
-    ``q_group[q]`` is the query's own group (or -1). Same-camera items of the query's own
-    identity are not drawn.
-    """
-    num_q = distmat.shape[0]
-    num_groups = group_starts.shape[0] - 1
-    for qi in prange(num_q):
-        row = distmat[qi]
-        own = q_group[qi]
-        if own < 0:
-            continue
-        qc = q_camids[qi]
-        own_start = group_starts[own]
-        own_end = group_starts[own + 1]
-        kept = np.empty(own_end - own_start, np.int64)
-        n_kept = 0
-        for t in range(own_start, own_end):
-            j = g_order[t]
-            if g_camids[j] != qc:
-                kept[n_kept] = j
-                n_kept += 1
-        if n_kept == 0:
-            continue
-        for rep in range(repeats):
-            p = kept[_draw(seed, q_index[qi], rep, own, n_kept)]
-            pv = row[p]
-            rank = 0
-            for grp in range(num_groups):
-                if grp == own:
-                    continue
-                size = group_starts[grp + 1] - group_starts[grp]
-                j = g_order[group_starts[grp] + _draw(seed, q_index[qi], rep, grp, size)]
-                v = row[j]
-                if v < pv or (v == pv and j < p):
-                    rank += 1
-            for r in range(rank, max_rank):
-                hits[qi, r] += 1.0
-        for r in range(max_rank):
-            hits[qi, r] /= repeats
 
 
 # --------------------------------------------------------------------------- results
