@@ -4,9 +4,11 @@ evaluator's metrics, with the training state left as it was (RNGs and thread cou
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from reidcore.engine.context import Precision
@@ -30,6 +32,25 @@ def keep_torch_threads() -> Iterator[None]:
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def keep_rng_states() -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's global RNGs (CPU and every initialised CUDA
+    device) after the block: whatever an evaluation draws (a method's embed, a picture's
+    query choice, a loader without its own generator) must not shift the training's
+    random stream, or adding evaluations would change the trained weights."""
+    python, numpy_state = random.getstate(), np.random.get_state()
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 @torch.no_grad()
@@ -61,7 +82,18 @@ def evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
 
     Under DDP every rank embeds its shard of each test set (its loaders were built with
     its rank) and ``gather`` collects the features on rank 0 in record order (as
-    fast-reid does); only rank 0 scores them, the others return empty results."""
+    fast-reid does); only rank 0 scores them, the others return empty results. The global
+    RNGs and torch's thread count are as they were afterwards."""
+    with keep_rng_states(), keep_torch_threads():
+        return _evaluate_test_sets(method, evaluator, test_sets, device, flip, precision,
+                                   channels_last, gather)
+
+
+def _evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
+                        device: torch.device, flip: bool, precision: Precision | None,
+                        channels_last: bool,
+                        gather: Callable[[torch.Tensor], torch.Tensor | None] | None
+                        ) -> tuple[dict[str, float], dict[str, tuple[FeatureSet, FeatureSet]]]:
     set_train_mode(method.modules(), False)
     gather = gather or (lambda rows: rows)
     metrics: dict[str, float] = {}
@@ -77,8 +109,7 @@ def evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
                            tuple(r.path for r in test.query_records))
         gallery = FeatureSet(gallery_rows, test.gallery_pids, test.gallery_camids,
                              tuple(r.path for r in test.gallery_records))
-        with keep_torch_threads():
-            scores = evaluator.evaluate(query, gallery)
+        scores = evaluator.evaluate(query, gallery)
         for key, value in scores.items():
             metrics[f"{test.name}/{key}"] = float(value)
         features[test.name] = (query, gallery)

@@ -23,6 +23,7 @@ from reidcore.engine import distributed
 from reidcore.engine.evaluate import (  # noqa: F401 - re-exported
     evaluate_test_sets,
     extract_features,
+    keep_rng_states,
     keep_torch_threads,
     set_train_mode,
 )

@@ -30,7 +30,12 @@ from reidcore.engine import checkpoint as ckpt
 from reidcore.engine import distributed
 from reidcore.engine.context import MethodContext, Precision
 from reidcore.engine.distributed import DistInfo
-from reidcore.engine.evaluate import evaluate_test_sets, set_train_mode
+from reidcore.engine.evaluate import (
+    evaluate_test_sets,
+    keep_rng_states,
+    keep_torch_threads,
+    set_train_mode,
+)
 from reidcore.engine.logging import (
     Progress,
     RunLogger,
@@ -314,7 +319,12 @@ class Trainer:
 
     def evaluate(self, epoch: int, pictures: bool = False) -> bool:
         """Evaluate on every test set (every rank embeds its shard, rank 0 scores); return
-        whether the best metric improved (on rank 0)."""
+        whether the best metric improved (on rank 0). The RNGs and the thread count are
+        left as they were, so evaluating more often never changes the training."""
+        with keep_rng_states(), keep_torch_threads():
+            return self._evaluate(epoch, pictures)
+
+    def _evaluate(self, epoch: int, pictures: bool) -> bool:
         if not self.test_sets:
             return False
         started = time.perf_counter()
@@ -344,9 +354,6 @@ class Trainer:
                     self.logger.image(f"ranked/{name}", image, self.step)
                 except Exception as exc:  # a picture must never cost the run
                     self.logger.print(f"warning: no ranked-results picture for {name}: {exc}")
-        if hasattr(self.method, "log_images"):  # e.g. a generator's outputs, H x W x 3 uint8
-            for tag, image in dict(self.method.log_images()).items():
-                self.logger.image(f"images/{tag}", image, self.step)
         value = metrics.get(f"{first}/{self.train_cfg.best_metric}")
         if value is None:
             return False

@@ -53,11 +53,14 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def rng_states() -> tuple:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
     return (random.getstate(), np.random.get_state()[1].tobytes(), torch.get_rng_state(),
-            torch.get_num_threads())
+            cuda, torch.get_num_threads())
 
 
 def test_evaluation_leaves_every_rng_and_the_thread_count_untouched(engine_cache, tmp_path):
+    """Even when the method's embed draws from every RNG (as a stochastic network could),
+    the training's random streams go on after an evaluation as if it had not happened."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -65,15 +68,26 @@ def test_evaluation_leaves_every_rng_and_the_thread_count_untouched(engine_cache
         trainer = Trainer(recipe, get_plugins(), tmp_path / "run", False, DistInfo(),
                           quiet=True)
         trainer.setup()
+        embed = trainer.method.embed
+
+        def drawing_embed(images):
+            random.random(), np.random.rand(), torch.rand(1)
+            if torch.cuda.is_initialized():
+                torch.cuda.manual_seed_all(int(torch.randint(2**31, ())))
+            return embed(images)
+
+        trainer.method.embed = drawing_embed
         start = rng_states()
         trainer.evaluate(1, pictures=True)
         after = rng_states()
         trainer.close()
     finally:
         torch.set_num_threads(before)
-    assert start[0] == after[0] and start[1] == after[1]
-    assert torch.equal(start[2], after[2])
-    assert after[3] == 1, "evaluation changed torch's thread count"
+    assert start[0] == after[0], "evaluation moved Python's RNG"
+    assert start[1] == after[1], "evaluation moved NumPy's RNG"
+    assert torch.equal(start[2], after[2]), "evaluation moved torch's CPU RNG"
+    assert all(torch.equal(a, b) for a, b in zip(start[3], after[3], strict=True))
+    assert after[4] == 1, "evaluation changed torch's thread count"
 
 
 def test_intermediate_evaluations_do_not_change_the_training(engine_cache, tmp_path, threads):
