@@ -42,8 +42,10 @@ class FlipReIDConfig:
     then ``lr / drop_factor ** ((e - warmup_epochs) // drop_every)``, never below
     ``lr_floor * lr``. The first ``frozen_epochs`` epochs train only the new layers (the
     whole backbone, both stage-4 copies included, is frozen with BN in inference mode);
-    then a fresh optimizer trains everything and the schedule starts again. The engine's
-    own schedule options in ``[train]`` (milestones, warm-up, freeze) are not used.
+    then everything trains and the schedule starts again, with the first phase's Adam
+    state carried over as the official code's re-compiled Keras Adam does (the new layers
+    keep their moments, the backbone starts with zero moments at the shared step count).
+    The engine's own schedule options in ``[train]`` (milestones, warm-up, freeze) are not used.
     """
 
     variant: Literal["flipreid", "flip_tta", "plain"] = "flipreid"

@@ -145,11 +145,44 @@ class FlipReID:
             self.network.freeze_backbone(frozen)
             self._frozen = frozen
 
+    def _carry_adam_state(self) -> None:
+        """At the phase switch, hand the ``frozen`` optimizer's Adam state to ``main``.
+
+        The official code compiles the same Keras ``Adam`` object again after unfreezing,
+        so phase B continues its state: the new layers keep their moments, and the
+        backbone's variables get fresh (zero) moments but share the optimizer's step
+        counter (Keras bias-corrects every variable with ``iterations + 1``). PyTorch's
+        Adam keeps a step per parameter, so the backbone's parameters start at the new
+        layers' step. Done once, on the first step of phase B, while ``main`` has no state;
+        a run resumed later in phase B loads ``main``'s state from its checkpoint instead
+        (a run resumed exactly at the switch still finds ``main`` empty and carries over
+        from the restored ``frozen``). ``frozen``'s state is then released.
+        """
+        optimizers = self._optimization.optimizers
+        source, target = optimizers.get("frozen"), optimizers["main"]
+        if source is None or target.state or not source.state:
+            return
+        step = next(iter(source.state.values()))["step"]
+        for group in target.param_groups:
+            for param in group["params"]:
+                if param in source.state:
+                    target.state[param] = {k: v.clone() if torch.is_tensor(v) else v
+                                           for k, v in source.state[param].items()}
+                else:
+                    target.state[param] = {
+                        "step": step.clone() if torch.is_tensor(step) else step,
+                        "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
+                        "exp_avg_sq": torch.zeros_like(param,
+                                                       memory_format=torch.preserve_format)}
+        source.state.clear()
+
     def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
         if self._optimization is None:
             self.configure_optimizers()
         frozen = self._epoch(step) < self.config.frozen_epochs
         self._set_frozen(frozen)
+        if not frozen:
+            self._carry_adam_state()
         optimizer = self._optimization.optimizers["frozen" if frozen else "main"]
         precision = self.context.precision
         images, pids = self.context.inputs(batch, "images", "pids")

@@ -47,8 +47,9 @@ def reid_validate_recipe(recipe: Any, registry: Any) -> Iterable[RecipeProblem]:
     if recipe.train.freeze_epochs:
         problems.append(RecipeProblem(
             "$.train.freeze_epochs",
-            "flipreid freezes its backbone itself (with a fresh optimizer and a restarted LR "
-            "schedule afterwards): set method.frozen_epochs instead and leave this at 0"))
+            "flipreid freezes its backbone itself (its Adam state carried over and the LR "
+            "schedule restarted afterwards): set method.frozen_epochs instead and leave this "
+            "at 0"))
     return problems
 
 

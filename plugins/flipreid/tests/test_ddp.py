@@ -1,7 +1,7 @@
 """``flipreid`` in two CPU processes (gloo DistributedDataParallel) through its phase switch:
 in the first epoch the backbone is frozen and gets no gradient, which DDP accepts only when
 the network is wrapped with ``find_unused_parameters``; the second epoch trains everything
-with a fresh optimizer. The packaged synthetic recipe, made tiny."""
+with the first phase's Adam state carried over. The packaged synthetic recipe, made tiny."""
 
 import json
 import math
@@ -48,7 +48,12 @@ def test_two_process_run_through_the_frozen_phase(tmp_path):
     frozen, full = (torch.load(tmp_path / "run" / "checkpoints" / f"epoch-{e:04d}.pt",
                                weights_only=True) for e in (1, 2))
     assert frozen["optimizers"]["frozen"]["state"] and not frozen["optimizers"]["main"]["state"]
-    assert full["optimizers"]["main"]["state"]
+    assert full["optimizers"]["main"]["state"] and not full["optimizers"]["frozen"]["state"]
+    # the Adam step count is shared across the switch: every parameter, the backbone's
+    # included, ends epoch 2 at the steps of both epochs (equal lengths)
+    steps_a = {float(s["step"]) for s in frozen["optimizers"]["frozen"]["state"].values()}
+    steps_b = {float(s["step"]) for s in full["optimizers"]["main"]["state"].values()}
+    assert len(steps_a) == 1 and steps_b == {2 * steps_a.pop()}
     trunk = [k for k, v in full["modules"]["network"].items()
              if k.startswith("trunk.") and v.is_floating_point() and "running" not in k]
     assert trunk and any(not torch.equal(frozen["modules"]["network"][k],

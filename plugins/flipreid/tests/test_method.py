@@ -102,10 +102,12 @@ def test_flip_structure_merges_views(registry):
     assert len(out["logits"]) == 3
 
 
-def test_frozen_phase_then_fresh_optimizer(registry):
+def test_frozen_phase_then_carried_optimizer(registry):
     """frozen_epochs = 1 with 2 steps per epoch: steps 0-1 train only the new layers
-    (optimizer 'frozen'), step 2 starts 'main' whose Adam state was empty until then."""
-    method = make_method(registry, {"frozen_epochs": 1})
+    (optimizer 'frozen'); step 2 starts 'main' with the Adam state the official code's
+    re-compiled Keras Adam has: the new layers' moments and the shared step count carried
+    over, the backbone's parameters with zero moments but the same step."""
+    method = make_method(registry, {"frozen_epochs": 1}, train={"weight_decay": 0.0})
     net = method.network
     trunk_before = net.trunk[0].weight.detach().clone()
     stage4_before = next(net.regional_stage4.parameters()).detach().clone()
@@ -116,11 +118,70 @@ def test_frozen_phase_then_fresh_optimizer(registry):
     assert torch.equal(next(net.regional_stage4.parameters()), stage4_before)
     assert torch.equal(net.trunk[1].running_mean, running)  # BN in inference mode
     assert not torch.equal(net.regional_convs[0][0].weight, conv_before)
-    assert not optimization.optimizers["main"].state
+    frozen, main = optimization.optimizers["frozen"], optimization.optimizers["main"]
+    assert not main.state
+    conv, trunk = net.regional_convs[0][0].weight, net.trunk[0].weight
+    end_of_a = {k: v.clone() for k, v in frozen.state[conv].items()}
+    assert float(end_of_a["step"]) == 2
     method.training_step(batch(), 2)
     method.context.clock.advance()
     assert not torch.equal(net.trunk[0].weight, trunk_before)
-    assert optimization.optimizers["main"].state
+    # one Adam update after the switch (no weight decay here): m = 0.9 m_A + 0.1 g,
+    # v = 0.999 v_A + 0.001 g^2, step = 2 + 1 for the new layers (a fresh optimizer: 1)
+    g = conv.grad
+    state = main.state[conv]
+    assert float(state["step"]) == 3
+    torch.testing.assert_close(state["exp_avg"], 0.9 * end_of_a["exp_avg"] + 0.1 * g)
+    torch.testing.assert_close(state["exp_avg_sq"], 0.999 * end_of_a["exp_avg_sq"] + 0.001 * g * g)
+    # the backbone joins with zero moments but the shared step
+    g = trunk.grad
+    state = main.state[trunk]
+    assert float(state["step"]) == 3
+    torch.testing.assert_close(state["exp_avg"], 0.1 * g)
+    torch.testing.assert_close(state["exp_avg_sq"], 0.001 * g * g)
+    assert len(main.state) == sum(len(group["params"]) for group in main.param_groups)
+    assert not frozen.state  # released once carried over
+
+
+def _steps(method, optimization, start, stop):
+    clock = method.context.clock
+    for step in range(start, stop):
+        clock.start_epoch(step // 2, 2)
+        clock.index = step % 2
+        for scheduler in optimization.schedulers.values():
+            scheduler.sync()
+        for module in method.modules().values():
+            module.train()
+        method.training_step(batch(), step)
+        clock.advance()
+
+
+@pytest.mark.parametrize("saved_after", [2, 3])
+def test_resume_across_the_phase_switch_is_exact(registry, saved_after):
+    """A run checkpointed (modules, optimizers and schedulers by name, as the engine does)
+    at the end of phase A (after step 2 of 2-step epochs, frozen_epochs = 1) or inside
+    phase B (after step 3), then resumed, ends with the same weights as an uninterrupted
+    run of 4 steps."""
+    options = {"frozen_epochs": 1}
+    straight = make_method(registry, options)
+    _steps(straight, straight.configure_optimizers(), 0, 4)
+
+    first = make_method(registry, options)
+    optimization = first.configure_optimizers()
+    _steps(first, optimization, 0, saved_after)
+    saved = {"modules": {n: m.state_dict() for n, m in first.modules().items()},
+             "optimizers": {n: o.state_dict() for n, o in optimization.optimizers.items()}}
+    resumed = make_method(registry, options)
+    optimization = resumed.configure_optimizers()
+    for name, module in resumed.modules().items():
+        module.load_state_dict(saved["modules"][name])
+    for name, optimizer in optimization.optimizers.items():
+        optimizer.load_state_dict(saved["optimizers"][name])
+    _steps(resumed, optimization, saved_after, 4)
+    for (name, a), b in zip(straight.network.state_dict().items(),
+                            resumed.network.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
 
 
 def test_schedulers_follow_the_flipreid_schedule(registry):
