@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from reidcore.data.samplers import PKSampler, RandomBatchSampler
+from reidcore.engine import checkpoint as ckpt
 from reidcore.engine.optim import lr_factor
 from reidcore.engine.runner import run_recipe
 from reidcore.plugins import get_plugins
 from tests.engine.conftest import resolve_dict, tiny_recipe_dict
+from tests.engine.test_runs import Recorder, run_with
 
 
 def test_pk_sampler_draws_further_passes_to_fill_a_fixed_epoch():
@@ -59,3 +62,27 @@ def test_a_run_has_epochs_of_exactly_the_steps_asked_and_lrs_follow_them(engine_
     # logged after step s (1-based): the LR set for the next step, at position s / 5
     expected = [recipe.train.lr * lr_factor(s / 5, recipe.train) for s in range(1, 11)]
     assert lrs == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_a_run_of_fixed_epochs_killed_mid_epoch_resumes_to_the_same_weights(engine_cache,
+                                                                           tmp_path):
+    """Epochs longer than one pass of the sampler (9 steps; the tiny data fill 6 P x K
+    batches): a run killed in its second epoch, after the sampler started its second pass,
+    resumes from the first epoch's checkpoint and ends where the uninterrupted run ends."""
+    raw = tiny_recipe_dict(engine_cache, epochs=2, steps_per_epoch=9)
+    recipe = resolve_dict(raw)
+    full = run_with(Recorder(), recipe, tmp_path / "full")
+    assert full["steps"] == 18
+    with pytest.raises(KeyboardInterrupt):
+        run_with(Recorder(kill_at=9 + 8), recipe, tmp_path / "resumed")
+    recorder = Recorder()
+    resumed = run_with(recorder, recipe, tmp_path / "resumed", resume=True)
+    steps = [value for kind, value in recorder.events if kind == "step"]
+    assert steps == list(range(10, 19))  # the second epoch again, whole
+    assert resumed["metrics"] == full["metrics"]
+    first, second = (ckpt.read(ckpt.latest(tmp_path / name / "checkpoints"))["modules"]
+                     for name in ("full", "resumed"))
+    for module in first:
+        for key in first[module]:
+            assert torch.equal(first[module][key], second[module][key]), f"{module}.{key}"
