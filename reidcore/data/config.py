@@ -50,6 +50,10 @@ class LoaderConfig:
     """Probability of replacing a random patch by its grayscale version."""
     erasing: float = attrs.field(default=0.5, validator=_prob)
     """Probability of random erasing (area 2-40 %, aspect 0.3-3.3, ImageNet-mean fill)."""
+    erasing_sampler: Literal["torchvision", "official"] = "torchvision"
+    """How random erasing and the grayscale patch draw their rectangle: ``torchvision``
+    (aspect log-uniform; erasing is torchvision's, 10 attempts) or ``official`` (Zhong et
+    al.'s and FlipReID's code: aspect uniform in 0.3 to 1/0.3, 100 attempts)."""
     normalize: Literal["imagenet", "tanh", "none"] = "imagenet"
     """``imagenet`` mean/std, ``tanh`` maps to [-1, 1] (mean = std = 0.5), or ``none``."""
     positive: bool = False
