@@ -26,12 +26,14 @@ def test_paper_recipes(name):
     assert recipe.backbone.config.last_stride == 1
     # ResNeSt-50: base LR 3e-4, Keras L2 1e-3 -> coupled weight decay 2e-3; 20 + 200 epochs
     assert (train.lr, train.weight_decay, train.epochs) == (3e-4, 2e-3, 220)
+    assert train.steps_per_epoch == 200  # the official fixed epoch (solution.py flag)
     losses = {s.name: (s.weight, s.config) for s in recipe.losses}
     assert losses["triplet"][1].soft_margin and losses["cross_entropy"][1].label_smoothing == 0
     assert set(losses) == {"triplet", "cross_entropy", "flipping"}
     assert all(weight == 1.0 for weight, _ in losses.values())
     assert (loader.height, loader.width, loader.identities, loader.instances) == (384, 128, 16, 4)
     assert (loader.flip, loader.grayscale_patch, loader.erasing) == (0.5, 0.8, 0.8)
+    assert loader.erasing_sampler == "official"  # aspect uniform, 100 attempts
     assert recipe.evaluate.config.metric == "cosine" and not recipe.evaluate.config.flip
     assert [s.name for s in recipe.data.source] == [REAL[name]]
     assert [s.name for s in recipe.data.test] == [REAL[name]]
