@@ -176,16 +176,21 @@ def test_importing_the_components_is_cheap():
 
 
 def test_a_new_process_loads_the_kernels_from_the_cache():
+    """Both kernel modules (split out of ranking.py) keep numba's on-disk cache working."""
     from reidcore.evaluation.ranking import warm_up
 
     warm_up()  # compiles into the cache if this is the first run
     code = ("import numpy as np; from reidcore.evaluation import ranking as r; "
-            "r.rank_metrics(np.array([[0.1, 0.2]], np.float32), [1], [1, 2], [0], [1, 1]); "
-            "print(len(r._rank_kernel.stats.cache_misses), "
-            "len(r._rank_kernel.stats.cache_hits))")
+            "d = np.array([[0.1, 0.2]], np.float32); "
+            "r.rank_metrics(d, [1], [1, 2], [0], [1, 1]); "
+            "r.rank_metrics(d, [1], [1, 2], [0], [1, 1], protocol='single-gallery-shot'); "
+            "print(*(len(getattr(k.stats, s)) for k in (r._rank_kernel, r._sgs_kernel) "
+            "for s in ('cache_misses', 'cache_hits')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out[0] == "0" and int(out[1]) >= 1
+    rank_misses, rank_hits, sgs_misses, sgs_hits = map(int, out)
+    assert rank_misses == 0 and rank_hits >= 1
+    assert sgs_misses == 0 and sgs_hits >= 1
 
 
 def test_recipe_section_structures_with_paths_in_errors():
