@@ -206,7 +206,7 @@ def graph() -> ImportGraph:
 
 def test_the_graph_sees_function_level_lazy_and_package_imports(graph):
     edges = graph.edges
-    assert "reidcore.engine.runner" in edges["reidcore.engine.chain"]  # inside a function
+    assert "reidcore.engine.extract" in edges["reidcore.engine.commands"]  # inside a function
     # `from reidcore.evaluation import rank_metrics` runs evaluation.ranking (PEP 562)
     assert graph.lazy["reidcore.evaluation"]["rank_metrics"] == "reidcore.evaluation.ranking"
     # importing reidcore.data.x from outside runs the reidcore.data package first; a module
@@ -270,3 +270,30 @@ def test_package_edges_follow_what_python_runs(tmp_path):
                      "reidcore.outside"]
     assert graph.describe(cycle[:2]) == (
         "reidcore.outside -> reidcore.pkg (reidcore/outside.py:3)")
+
+
+def test_type_checking_relative_lazy_and_plugin_imports(tmp_path):
+    """The ``if TYPE_CHECKING:`` body is skipped and its ``else`` kept; relative imports
+    resolve from the module's package; a PEP 562 name adds an edge to the module behind it;
+    a ``reid_plugin_*`` import is kept as an edge (for the no-plugin rule)."""
+    core = tmp_path / "reidcore"
+    (core / "sub").mkdir(parents=True)
+    (core / "__init__.py").write_text("")
+    (core / "typed.py").write_text("")
+    (core / "fallback.py").write_text("")
+    (core / "behind.py").write_text("")
+    (core / "lazy.py").write_text(
+        '_NAMES = {"Thing": "reidcore.behind"}\n'
+        "def __getattr__(name):\n    raise AttributeError(name)\n")
+    (core / "sub" / "__init__.py").write_text("")
+    (core / "sub" / "near.py").write_text("")
+    (core / "sub" / "user.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from reidcore import typed\n"
+        "else:\n    from reidcore import fallback\n"
+        "from . import near\n"
+        "from ..lazy import Thing\n"
+        "import reid_plugin_x.plugin\n")
+    edges = ImportGraph(core).edges["reidcore.sub.user"]
+    assert edges == {"reidcore.fallback", "reidcore.sub.near", "reidcore.lazy",
+                     "reidcore.behind", "reid_plugin_x", "reid_plugin_x.plugin"}
