@@ -138,6 +138,9 @@ class PatchNCEConfig:
     head_dim: int = attrs.field(default=256, validator=attrs.validators.ge(1))
     temperature: float = attrs.field(default=0.07, validator=_positive)
     mlp: bool = True
+    head_init: Literal["kaiming", "xavier"] = "kaiming"
+    """``kaiming``: Synth-ReID's heads (kaiming-normal, fan_out, biases 0); ``xavier``: the
+    CUT repository's (xavier-normal, gain 0.02: weights about 50-70x smaller)."""
     keys: str = "nce_source"
     queries: str = "nce_translated"
     identity_weight: float = attrs.field(default=0.0, validator=_non_negative)
@@ -179,6 +182,14 @@ class CutReidConfig:
     num_patches: int = attrs.field(default=256, validator=attrs.validators.ge(1))
     nce_temperature: float = attrs.field(default=0.07, validator=_positive)
     head_dim: int = attrs.field(default=256, validator=attrs.validators.ge(1))
+    head_init: Literal["kaiming", "xavier"] = "kaiming"
+    """Init of the PatchNCE heads: ``kaiming`` (Synth-ReID: kaiming-normal, fan_out) or
+    ``xavier`` (the CUT repository: xavier-normal, gain 0.02)."""
+    translation: bool = True
+    """False: the clean ablation of the translation. The encoder and the re-ID branch train
+    on the re-ID loss alone (no GAN, feature-matching or NCE terms; the discriminator and
+    the NCE heads are never updated, the decoder is never run in training); everything
+    else (networks, data, optimisers, schedules) stays the same. Needs ``guide_gen``."""
     label_smoothing: float = attrs.field(default=0.1, validator=_fraction)
     triplet_margin: float = attrs.field(default=0.3, validator=_non_negative)
     eval_flip: bool = True

@@ -118,7 +118,8 @@ class PatchNCELoss(nn.Module):
     def __init__(self, config: PatchNCEConfig):
         super().__init__()
         self.config = config
-        self.heads = PatchHeads(config.in_channels, config.head_dim, config.mlp)
+        self.heads = PatchHeads(config.in_channels, config.head_dim, config.mlp,
+                                config.head_init)
 
     def nce(self, keys: Sequence[torch.Tensor], queries: Sequence[torch.Tensor],
             generator: torch.Generator | None = None) -> torch.Tensor:

@@ -84,7 +84,11 @@ class CutReid:
         self.feature_layer = g.feature_layer
         self.nce = PatchNCELoss(PatchNCEConfig(
             in_channels=g.layer_channels(self.nce_layers), num_patches=config.num_patches,
-            head_dim=config.head_dim, temperature=config.nce_temperature))
+            head_dim=config.head_dim, temperature=config.nce_temperature,
+            head_init=config.head_init))
+        if not config.translation and not config.guide_gen:
+            raise ReidError("cut_reid: translation = false trains the encoder by the re-ID "
+                            "loss alone, which needs guide_gen = true")
         self.reid = ReidBranch(g.feature_channels, max(int(context.num_classes), 1),
                                config.reid_layers, config.reid_width,
                                config.classifier_init)
@@ -124,6 +128,8 @@ class CutReid:
         if self._optimization is None:
             self.configure_optimizers()
         assert self._optimization is not None
+        if not self.config.translation:
+            return self._reid_only_step(batch)
         opt = self._optimization.optimizers
         c, context = self.config, self.context
         precision = context.precision
@@ -199,6 +205,27 @@ class CutReid:
 
         metrics["loss"] = metrics["loss/generator"] + metrics["loss/discriminator"]
         self._maybe_log_images(step, {"source": x, "translated": fake_detached, "target": y})
+        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+                for k, v in metrics.items()}
+
+    def _reid_only_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        """``translation = false``: the encoder and the re-ID branch step on the re-ID loss
+        of the source batch; the decoder, the discriminator and the NCE heads get no
+        gradient and do not step (the target batch, if any, is loaded but unused)."""
+        assert self._optimization is not None
+        opt, context = self._optimization.optimizers, self.context
+        precision = context.precision
+        x, pids = context.inputs(batch, "images", "pids")
+        with precision.autocast():
+            code, _ = self.translator.encode(x)
+            total, metrics = self._reid_loss(code, pids.long())
+        for name in ("translator", "reid"):
+            opt[name].zero_grad(set_to_none=True)
+        precision.backward(total)
+        context.sync_gradients(self.translator.encoder, self.reid)
+        for name in ("translator", "reid"):
+            precision.step(opt[name])
+        metrics["loss"] = total
         return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
                 for k, v in metrics.items()}
 

@@ -286,14 +286,18 @@ class PatchHeads(nn.Module):
     normalised N x head_dim vectors.
     """
 
-    def __init__(self, in_channels: Sequence[int], dim: int = 256, mlp: bool = True):
+    def __init__(self, in_channels: Sequence[int], dim: int = 256, mlp: bool = True,
+                 init: str = "kaiming"):
         super().__init__()
         self.mlp = mlp
         self.heads = nn.ModuleList(
             nn.Sequential(nn.Linear(c, dim), nn.ReLU(), nn.Linear(dim, dim)) if mlp
             else nn.Identity() for c in in_channels)
         if not _is_meta(self):
-            init_xavier(self)  # CUT's netF init (xavier, gain 0.02)
+            # kaiming: Synth-ReID's MLP.create_mlp applies weights_init_kaiming (linears
+            # kaiming-normal, a = 0, fan_out: std sqrt(2 / dim)); xavier: CUT's netF
+            # (xavier-normal, gain 0.02)
+            (init_kaiming if init == "kaiming" else init_xavier)(self)
 
     @staticmethod
     def sample_ids(feat: torch.Tensor, num_patches: int,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from reidcore.api import RecipeError
+from reidcore.api import RecipeError, ReidError
 from reidcore.testing import components_of, method_context
 
 from reid_plugin_cut_reid.config import CutReidConfig
@@ -73,6 +73,40 @@ def test_reid_loss_reaches_the_encoder_only_with_guide(guide):
     grads = [p.grad for p in method.translator.encoder.parameters()]
     norm = sum(float(g.abs().sum()) for g in grads if g is not None)
     assert (norm > 0) == guide
+
+
+def test_without_translation_only_the_reid_loss_trains_encoder_and_branch():
+    """translation = false (the clean ablation): only the translator's and the re-ID
+    branch's optimizers step; the decoder, discriminator and NCE heads get no gradient and
+    keep their weights; the encoder's gradient is the re-ID loss's, i.e. the one of a full
+    step whose other loss weights are all 0 (same weights, same batch)."""
+    method = make(translation=False)
+    order = record_steps(method)
+    before = {name: [p.detach().clone() for p in module.parameters()]
+              for name, module in (("decoder", method.translator.decoder),
+                                   ("discriminator", method.discriminator),
+                                   ("nce", method.nce), ("encoder", method.translator.encoder),
+                                   ("reid", method.reid))}
+    metrics = method.training_step(batch(), 0)
+    assert order == ["translator", "reid"]
+    assert set(metrics) == {"loss", "loss/reid_ce", "accuracy"}
+    for name in ("decoder", "discriminator", "nce"):
+        module = {"decoder": method.translator.decoder, "discriminator": method.discriminator,
+                  "nce": method.nce}[name]
+        assert all(p.grad is None for p in module.parameters()), name
+        assert all(torch.equal(a, b) for a, b in zip(before[name], module.parameters(),
+                                                      strict=True)), name
+    for name, module in (("encoder", method.translator.encoder), ("reid", method.reid)):
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters(),
+                                                          strict=True)), name
+    reference = make(weight_gen=0.0, weight_dis=0.0, weight_nce=0.0, weight_sim=0.0)
+    reference.configure_optimizers()
+    reference.training_step(batch(), 0)
+    for a, b in zip(method.translator.encoder.parameters(),
+                    reference.translator.encoder.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ReidError, match="guide_gen"):
+        make(translation=False, guide_gen=False)
 
 
 def test_discriminator_is_not_updated_by_the_generator_loss():
@@ -197,6 +231,15 @@ def test_packaged_recipes_are_valid(path):
     assert recipe.name == path.stem
 
 
+def test_baseline_recipe_evaluates_with_flip():
+    """The authors' baseline config evaluates with flip TTA (eval_flip: True)."""
+    from reidcore.api import load_recipe
+    from reidcore.plugins import get_plugins
+
+    _, recipe = load_recipe(RECIPES / "gta2market-baseline.toml", get_plugins())
+    assert recipe.evaluate.config.flip is True and recipe.evaluate.config.metric == "euclidean"
+
+
 def test_expected_recipes_are_packaged():
     assert {p.stem for p in RECIPES.glob("*.toml")} >= {
         "cut-reid-gta2market", "cut-reid-gta2duke", "cut-reid-gta2cuhk03",
@@ -235,3 +278,24 @@ def test_paper_recipe_builds_the_paper_networks(capsys):
         "reid": 24_389_146, "reid.stages": 23_282_688, "reid.neck": 4_096,
         "reid.classifier": 1_102_362}
     assert report["total"] - report["trainable"] == 2_048  # the frozen BNNeck bias
+
+
+def test_benchmark_clean_arm_is_the_recipe_without_translation():
+    """benchmarks/synthetic_transfer.py's ``no_translation`` arm is the cut-reid-synthetic
+    recipe with ``method.translation = false`` and nothing else changed (but its name)."""
+    import importlib.util
+
+    from reidcore.plugins import get_plugins
+    from reidcore.recipe import read_toml, to_dict
+
+    path = RECIPES.parents[1] / "benchmarks" / "synthetic_transfer.py"
+    spec = importlib.util.spec_from_file_location("synthetic_transfer", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    arms = bench.arms(read_toml(bench.RECIPE))
+    plugins = get_plugins()
+    cut, clean = (to_dict(resolve(arms[name], plugins)) for name in ("cut_reid", "no_translation"))
+    assert cut["method"]["translation"] is True and clean["method"]["translation"] is False
+    for recipe in (cut, clean):
+        del recipe["name"], recipe["method"]["translation"]
+    assert cut == clean

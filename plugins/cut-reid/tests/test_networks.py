@@ -65,6 +65,30 @@ def test_patch_heads_parameters():
     assert count(heads) == expected == 560_384
 
 
+@pytest.mark.parametrize("init, stds", [
+    # Synth-ReID's weights_init_kaiming: kaiming-normal, a = 0, fan_out: sqrt(2 / 256)
+    ("kaiming", (0.08839, 0.08839)),
+    # CUT's xavier-normal, gain 0.02: 0.02 sqrt(2 / (fan_in + fan_out)), 3 -> 256, 256 -> 256
+    ("xavier", (0.02 * (2 / 259) ** 0.5, 0.02 * (2 / 512) ** 0.5))])
+def test_patch_heads_init_scale(init, stds):
+    torch.manual_seed(0)
+    heads = PatchHeads([3, 256], 256, init=init)
+    for (first, second), std in zip(((h[0], h[2]) for h in heads.heads), stds, strict=True):
+        assert float(first.weight.detach().std()) == pytest.approx(std, rel=0.1)
+        assert float(second.weight.detach().std()) == pytest.approx(0.08839 if init == "kaiming"
+                                                           else 0.00125, rel=0.03)
+        assert not first.bias.any() and not second.bias.any()
+
+
+def test_patch_heads_default_to_synth_reid_init():
+    torch.manual_seed(0)
+    kaiming = PatchHeads([256], 256).heads[0][0].weight.detach().std()
+    torch.manual_seed(0)
+    xavier = PatchHeads([256], 256, init="xavier").heads[0][0].weight.detach().std()
+    assert float(kaiming / xavier) == pytest.approx((2 / 256) ** 0.5 / (0.02 * (2 / 512) ** 0.5),
+                                                    rel=0.03)  # 70.7x
+
+
 @pytest.mark.parametrize("classes, total", [(538, 24_389_146), (438, 24_184_246)])
 def test_reid_branch_parameters(classes, total):
     branch = on_meta(lambda: ReidBranch(256, classes))
