@@ -198,7 +198,9 @@ class Trainer:
                 fingerprints[f"{role}[{index}] {name}"] = dataset_fingerprint([split])
         extra = {"device": str(self.device), "world_size": self.dist.world_size,
                  "num_classes": self.train_loader.num_classes,
-                 "steps_per_epoch": len(self.train_loader), "resumed": self.resume}
+                 "steps_per_epoch": len(self.train_loader), "resumed": self.resume,
+                 # float results depend on it: intra-op kernels split and sum by thread
+                 "torch_threads": torch.get_num_threads()}
         write_json(self.run_dir / "manifest.json",
                    manifest(to_dict(self.recipe), self.plugins, fingerprints, extra))
 
