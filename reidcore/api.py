@@ -26,6 +26,8 @@ Networks
 Images and files
     ``find_images``, ``IMAGE_SUFFIXES``, ``open_image``, ``image_grid``, ``save_png``,
     ``atomic_open``, ``atomic_write_text``
+Progress (a plugin's long commands)
+    ``progress`` (wraps an iterable in a bar on a terminal), ``ProgressCounter``
 Errors (the CLI prints a ReidError's message without a traceback)
     ``ReidError``, ``RecipeError``, ``UnknownComponentError``, ``did_you_mean``
 Recipes (for a plugin's own commands)
@@ -79,6 +81,7 @@ _LAZY: dict[str, str] = {
     "load_weights": "reidcore.models.weights", "read_state_dict": "reidcore.models.weights",
     "weight_loading_enabled": "reidcore.models.weights",
     "open_image": "reidcore.data.loaders",
+    "progress": "reidcore.progress", "ProgressCounter": "reidcore.progress",
 }
 
 __all__ = sorted(["__version__", "hookimpl", "ComponentSpec", "Kind", "Registry",
