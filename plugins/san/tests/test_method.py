@@ -1,0 +1,174 @@
+"""The san method without the engine: which losses reach which parameters, the two
+updates of one step (checked against Adam's first-step rule), the warm-up switch,
+inference without SA-Dec, and the texture targets."""
+
+import pytest
+import torch
+from conftest import make_batch, make_san
+from reidcore.api import ReidError
+
+
+def named(method):
+    enc, dec = method.encoder, method.decoder
+    return {"trunk": list(enc.backbone.parameters()),
+            "head": list(enc.fc.parameters()) + list(enc.classifier.parameters()),
+            "decoder": list(dec.parameters())}
+
+
+def reached(loss, params, retain=True):
+    grads = torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
+    return any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+
+
+def test_which_losses_reach_which_parameters(registry):
+    method = make_san(registry)
+    reid_total, dec_total, info = method.forward_losses(make_batch())
+    groups = named(method)
+    # the re-ID loss: trunk, fc, classifier; never SA-Dec
+    assert reached(reid_total, groups["trunk"]) and reached(reid_total, groups["head"])
+    assert not reached(reid_total, groups["decoder"])
+    # the decoder-side losses (L_Rec and L_TR each): trunk and SA-Dec; never fc / classifier
+    for name in ("loss/rec", "loss/tr"):
+        assert reached(info[name], groups["trunk"]) and reached(info[name], groups["decoder"])
+        assert not reached(info[name], groups["head"])
+    # what the method hands to its optimizers
+    reid, texture = method.gradients(reid_total, dec_total)
+    ids = {name: {id(p) for p in ps} for name, ps in groups.items()}
+    assert {id(p) for p in reid} == ids["trunk"] | ids["head"]
+    assert {id(p) for p in texture} == ids["trunk"] | ids["decoder"]
+
+
+def test_optimizer_parameter_sets(registry):
+    method = make_san(registry)
+    opt = method.configure_optimizers().optimizers
+    groups = {name: {id(p) for p in ps} for name, ps in named(method).items()}
+
+    def params(name):
+        return {id(p) for g in opt[name].param_groups for p in g["params"]}
+
+    assert params("main") == params("warmup") == groups["trunk"] | groups["head"]
+    assert params("encoder_texture") == groups["trunk"]  # fc + classifier frozen
+    assert params("decoder") == groups["decoder"]
+
+
+def test_one_step_applies_both_updates(registry):
+    """Adam's first step moves each weight by lr * g / (|g| + eps) ~ lr * sign(g). With
+    the warm-up off, one step must move fc/classifier by the main LR along the re-ID
+    gradient (+ weight decay) only, SA-Dec by the decoder LR along the decoder-side
+    gradient only, and the trunk by the sum of both, each gradient taken at the weights
+    of the forward (no graph reused after an in-place update)."""
+    method = make_san(registry, {"warmup_epochs": 0, "lr": 1e-3, "decoder_lr": 1e-4})
+    batch = make_batch()
+    before = {id(p): p.detach().clone() for m in method.modules().values()
+              for p in m.parameters()}
+    reid, texture = method.gradients(*method.forward_losses(batch)[:2])
+    wd = method.config.weight_decay
+    method2 = make_san(registry, {"warmup_epochs": 0, "lr": 1e-3, "decoder_lr": 1e-4})
+    method2.training_step(batch, 0)  # the same initial weights (seeded), one real step
+    params = {id(p): p for p in method.encoder.parameters()} | {
+        id(p): p for p in method.decoder.parameters()}
+    twins = dict(zip([id(p) for p in (*method.encoder.parameters(),
+                                      *method.decoder.parameters())],
+                     [*method2.encoder.parameters(), *method2.decoder.parameters()],
+                     strict=True))
+
+    def expected_move(pid):
+        param = params[pid]
+        move = torch.zeros_like(param)
+        if param in reid:
+            g = reid[param] + wd * before[pid]
+            move -= 1e-3 * g / (g.abs() + 1e-8)
+        if param in texture:
+            g = texture[param]
+            move -= 1e-4 * g / (g.abs() + 1e-8)
+        return move
+
+    checked = 0
+    for pid, twin in twins.items():
+        actual = twin.detach() - before[pid]
+        assert torch.allclose(actual, expected_move(pid), atol=2e-6), "wrong update"
+        checked += 1
+    assert checked == len(params)
+    # fc and classifier moved by ~1e-3, SA-Dec by ~1e-4 (where gradients are non-zero)
+    fc = method2.encoder.fc[0].weight.detach() - before[id(method.encoder.fc[0].weight)]
+    assert fc.abs().max().item() == pytest.approx(1e-3, rel=1e-3)
+    up = method2.decoder.final[1].weight.detach() - before[id(method.decoder.final[1].weight)]
+    assert up.abs().max().item() == pytest.approx(1e-4, rel=1e-3)
+
+
+def test_warmup_then_main_optimizer(registry):
+    method = make_san(registry, {"warmup_epochs": 1})
+    opt = method.configure_optimizers().optimizers
+    clock = method.context.clock
+    clock.start_epoch(0, 2)
+    method.training_step(make_batch(), 0)
+    assert opt["warmup"].state and not opt["main"].state
+    clock.start_epoch(1, 2)
+    metrics = method.training_step(make_batch(seed=2), 1)
+    assert opt["main"].state  # fresh amsgrad state from the end of the warm-up
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert {"loss/cross_entropy", "loss/triplet", "loss/rec", "loss/tr"} <= set(metrics)
+
+
+def test_without_decoder(registry):
+    method = make_san(registry, {"decoder": False}, {"textures": False})
+    assert set(method.modules()) == {"encoder"}
+    opt = method.configure_optimizers().optimizers
+    assert set(opt) == {"main", "warmup"}
+    metrics = method.training_step({k: v for k, v in make_batch().items() if k != "textures"},
+                                   0)
+    assert "loss/rec" not in metrics and metrics["loss"] > 0
+
+
+def test_embed_is_v_without_the_decoder(registry):
+    """Inference: v (embedding_dim), eval-mode BN + ReLU, no flip, SA-Dec never run."""
+    method = make_san(registry)
+
+    def fail(*_args):
+        raise AssertionError("SA-Dec ran at inference")
+
+    method.decoder.register_forward_pre_hook(fail)
+    for module in method.modules().values():
+        module.eval()
+    images = make_batch()["images"]
+    v = method.embed(images)
+    assert tuple(v.shape) == (8, 24) and bool((v >= 0).all())
+    assert torch.equal(v, method.inference_network()(images))
+    assert not any(k.startswith("decoder") for k in method.inference_network().state_dict())
+    assert not torch.allclose(v, method.embed(images.flip(3)))  # no flip averaging inside
+
+
+def test_dataset_textures_need_the_loader_option(registry):
+    method = make_san(registry)
+    batch = {k: v for k, v in make_batch().items() if k != "textures"}
+    with pytest.raises(ReidError, match="loader.textures = true"):
+        method.training_step(batch, 0)
+
+
+def test_folder_textures_name_the_missing_image_and_the_command(registry, tmp_path):
+    import json
+
+    from PIL import Image
+
+    root = tmp_path / "images"
+    root.mkdir()
+    folder = tmp_path / "textures"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({
+        "image_root": str(root), "san_pg_run": "runs/pg", "dataset": "market1501"}))
+    batch = make_batch()
+    batch.pop("textures")
+    batch["paths"] = [str(root / f"{i:04d}_c1s1_000001_00.jpg") for i in range(8)]
+    for i in range(7):
+        Image.new("RGB", (16, 16), (255, 0, 0)).save(folder / f"{i:04d}_c1s1_000001_00.png")
+    method = make_san(registry, {"textures": "folder", "texture_root": str(folder)},
+                      {"textures": False})
+    with pytest.raises(ReidError, match=r"no pseudo texture for .*0007_c1s1_000001_00\.jpg.*"
+                                        r"reid san-textures runs/pg --dataset market1501"):
+        method.training_step(batch, 0)
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(folder / "0007_c1s1_000001_00.png")
+    target = method.targets(batch)
+    assert tuple(target.shape) == (8, 3, 32, 32)  # resized to the decoder's texture size
+    assert target[0, 0].mean().item() == pytest.approx(1.0)  # red -> +1 in [-1, 1]
+    assert target[7, 2].mean().item() == pytest.approx(1.0)
+    assert target[7, 0].mean().item() == pytest.approx(-1.0)
