@@ -5,12 +5,19 @@ import (or whose registration hook raises) is recorded with its distribution, ve
 error, and everything else keeps working. Plugins are disabled by entry-point or
 distribution name through ``REID_DISABLE_PLUGINS`` (comma-separated) or
 ``reid --disable-plugin NAME``.
+
+Two plugins that register the same component name are both kept: the name becomes a
+conflict, an error only for a recipe that uses it, and listed on both plugins' reports.
+A run observer hook (``reid_run_start``, ``reid_train_step_end``, ``reid_evaluate_end``,
+``reid_run_end``) that raises is reported on stderr with its plugin's name and the run
+continues: a logger's bug must not cost a training.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -27,6 +34,8 @@ from reidcore.registry import ComponentSpec, Kind, Registry
 
 CORE_PLUGIN_NAME = "reidcore"
 DISABLE_ENV_VAR = "REID_DISABLE_PLUGINS"
+OBSERVER_HOOKS = ("reid_run_start", "reid_train_step_end", "reid_evaluate_end", "reid_run_end")
+"""Hooks whose return value is ignored: their exceptions are reported, not raised."""
 
 
 @attrs.define
@@ -40,6 +49,11 @@ class PluginInfo:
     error: str | None = None
     disabled: bool = False
     components: dict[str, list[str]] = attrs.field(factory=dict)
+    conflicts: list[str] = attrs.field(factory=list)
+    """Component names this plugin shares with another plugin (unusable until one of the
+    two is disabled), one message each."""
+    hook_failures: dict[str, int] = attrs.field(factory=dict)
+    """Observer hook name -> how many of its calls raised (reported, then ignored)."""
 
     @property
     def label(self) -> str:
@@ -153,6 +167,12 @@ def _collect_specs(manager: pluggy.PluginManager, infos: dict[str, PluginInfo],
             spec = attrs.evolve(spec, provider=info.label)
             registry.add(spec)
             info.components.setdefault(spec.kind.value, []).append(spec.name)
+    by_label = {info.label: info for info in infos.values()}
+    for _kind, _name, specs in registry.conflicts():
+        message = registry.conflict_message(specs[0].kind, specs[0].name) or ""
+        for provider in dict.fromkeys(spec.provider for spec in specs):
+            if provider in by_label:
+                by_label[provider].conflicts.append(message)
 
 
 def load_plugins(disabled: Iterable[str] = (),
@@ -199,6 +219,38 @@ def _register(manager: pluggy.PluginManager, info: PluginInfo, plugin: object) -
         manager.register(plugin, name=info.name)
     except Exception as exc:  # e.g. a hookimpl with an unknown name or wrong arguments
         info.error = f"rejected by the plugin manager: {_describe_exception(exc)}"
+        return
+    _guard_observers(manager, info)
+
+
+def _guard_observers(manager: pluggy.PluginManager, info: PluginInfo) -> None:
+    """Wrap this plugin's observer hook implementations so that an exception is reported
+    (plugin, hook, error; the first time per hook) and counted instead of propagating: the
+    other plugins' observers still run and the run continues. Wrappers (generators around
+    the call) are left alone."""
+    for hook_name in OBSERVER_HOOKS:
+        for impl in getattr(manager.hook, hook_name).get_hookimpls():
+            if impl.plugin_name != info.name or impl.hookwrapper or impl.wrapper:
+                continue
+            impl.function = _guarded(impl.function, info, hook_name)
+
+
+def _guarded(function: Callable[..., Any], info: PluginInfo,
+             hook_name: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except Exception as exc:
+            count = info.hook_failures.get(hook_name, 0) + 1
+            info.hook_failures[hook_name] = count
+            if count == 1:
+                print(f"reid: warning: plugin {info.label}: its {hook_name} hook raised "
+                      f"{_describe_exception(exc)}; the run continues (further failures of "
+                      f"this hook are counted, not shown)", file=sys.stderr)
+            return None
+
+    return call
 
 
 _cache: dict[frozenset[str], Plugins] = {}

@@ -81,6 +81,10 @@ class ComponentSpec:
     options; ``build`` is a callable or a lazy ``"module:function"`` string.
     ``example`` (callable or ``"module:function"``, optional) returns tiny CPU inputs
     for the contract checks in :mod:`reidcore.testing`; see there what each kind returns.
+    ``hint`` (callable or ``"module:function"``, optional) is asked about a name of this
+    kind that no component has; it returns how this component provides that name (the
+    timm backbone: ``name = "timm"`` with ``model = "resnet50"``) or ``None``. It runs
+    only on that error path, so it may import heavy modules.
     ``provider`` is filled in by the registry with the plugin that returned the spec.
     """
 
@@ -90,6 +94,7 @@ class ComponentSpec:
     build: str | BuildFunction
     summary: str = ""
     example: str | Callable[[], Any] | None = None
+    hint: str | Callable[[str], str | None] | None = None
     provider: str = ""
 
     def default_config(self) -> Any:
@@ -113,21 +118,46 @@ class ComponentSpec:
 
 @attrs.define
 class Registry:
-    """All installed components, by kind and name; built by :mod:`reidcore.plugins`."""
+    """All installed components, by kind and name; built by :mod:`reidcore.plugins`.
+
+    A name registered twice for one kind is a *conflict*: it is held apart, so that every
+    other component keeps working (``reid plugins`` shows the conflict) and only a recipe
+    or a lookup that names it fails, with both providers named.
+    """
 
     _specs: dict[Kind, dict[str, ComponentSpec]] = attrs.field(
+        factory=lambda: {kind: {} for kind in Kind})
+    _conflicts: dict[Kind, dict[str, list[ComponentSpec]]] = attrs.field(
         factory=lambda: {kind: {} for kind in Kind})
     unavailable_note: str = ""
     """Appended to lookup errors, e.g. the report of plugins that failed to load."""
 
     def add(self, spec: ComponentSpec) -> None:
-        existing = self._specs[spec.kind].get(spec.name)
+        """Register ``spec``; a second spec of the same kind and name makes it a conflict."""
+        kind_conflicts = self._conflicts[spec.kind]
+        if spec.name in kind_conflicts:
+            kind_conflicts[spec.name].append(spec)
+            return
+        existing = self._specs[spec.kind].pop(spec.name, None)
         if existing is not None:
-            raise DuplicateComponentError(
-                f"{spec.kind.value} '{spec.name}' is registered twice: by "
-                f"'{existing.provider}' and by '{spec.provider}'; disable one of them "
-                f"(reid --disable-plugin NAME, or REID_DISABLE_PLUGINS=NAME)")
+            kind_conflicts[spec.name] = [existing, spec]
+            return
         self._specs[spec.kind][spec.name] = spec
+
+    def conflict_message(self, kind: Kind | str, name: str) -> str | None:
+        """Why ``name`` cannot be used (registered more than once), or None."""
+        kind = Kind(kind)
+        specs = self._conflicts[kind].get(name)
+        if not specs:
+            return None
+        providers = " and by ".join(f"'{spec.provider}'" for spec in specs)
+        return (f"{kind.value} '{name}' is registered twice: by {providers}; disable one of "
+                f"them (reid --disable-plugin NAME, or REID_DISABLE_PLUGINS=NAME)")
+
+    def conflicts(self) -> list[tuple[Kind, str, list[ComponentSpec]]]:
+        """Every conflicting (kind, name) with the specs that claim it."""
+        return [(kind, name, list(specs)) for kind in Kind
+                for name, specs in sorted(self._conflicts[kind].items())]
 
     def names(self, kind: Kind | str) -> list[str]:
         return sorted(self._specs[Kind(kind)])
@@ -146,16 +176,40 @@ class Registry:
         try:
             return self._specs[kind][name]
         except KeyError:
+            conflict = self.conflict_message(kind, name)
+            if conflict is not None:
+                raise DuplicateComponentError(conflict) from None
             raise UnknownComponentError(self.unknown_message(kind, name)) from None
 
     def unknown_message(self, kind: Kind | str, name: str) -> str:
+        """Why ``name`` is not usable: a conflict, or unknown (with a did-you-mean)."""
         kind = Kind(kind)
+        conflict = self.conflict_message(kind, name)
+        if conflict is not None:
+            return conflict
         installed = self.names(kind)
-        message = (f"unknown {kind.value} '{name}'{did_you_mean(name, installed)}; installed "
+        hints = self._hints(kind, name)
+        suggestion = "; " + "; ".join(hints) if hints else did_you_mean(name, installed)
+        message = (f"unknown {kind.value} '{name}'{suggestion}; installed "
                    f"{kind.plural}: {', '.join(installed) if installed else '(none)'}")
         if self.unavailable_note:
             message += f"; {self.unavailable_note}"
         return message
+
+    def _hints(self, kind: Kind, name: str) -> list[str]:
+        """What the components' ``hint`` functions say about ``name`` (a failing hint is
+        ignored: it must never hide the error it was asked to explain)."""
+        found = []
+        for spec in self.specs(kind):
+            if spec.hint is None:
+                continue
+            try:
+                text = resolve_callable(spec.hint)(name)
+            except Exception:
+                continue
+            if text:
+                found.append(text)
+        return found
 
     def extend(self, specs: Iterable[ComponentSpec]) -> None:
         for spec in specs:

@@ -11,8 +11,18 @@ def backbone_specs() -> list[ComponentSpec]:
         ComponentSpec(name="timm", kind="backbone", config=TimmBackboneConfig,
                       build="reidcore.models.timm_backbone:build",
                       summary="any timm CNN (model = \"resnet50\", ...) with last_stride and "
-                              "avg/max/GeM pooling"),
+                              "avg/max/GeM pooling",
+                      hint="reidcore.models.components:timm_hint"),
         ComponentSpec(name="resnet_ibn_a", kind="backbone", config=IbnResNetConfig,
                       build="reidcore.models.ibn:build",
                       summary="ResNet-50/101-IBN-a (instance-batch norm), as in fast-reid"),
     ]
+
+
+def timm_hint(name: str) -> str | None:
+    """A backbone name that is a timm model (``resnet50``) is reached through ``timm``."""
+    import timm
+
+    if not timm.is_model(name):
+        return None
+    return f"'{name}' is a timm model: use name = \"timm\" with model = \"{name}\""

@@ -38,15 +38,15 @@ def weight_loading_enabled() -> bool:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors from a ``.safetensors`` file or a ``.pth``/``.pt`` file (``weights_only``).
 
-    A ``.pth`` holding ``{"state_dict": ...}`` or ``{"model": ...}`` is unwrapped.
+    A ``.pth`` holding ``{"state_dict": ...}`` or ``{"model": ...}`` is unwrapped. A file
+    that cannot be read (truncated, not the format its suffix says) is a :class:`ReidError`
+    naming it, never a traceback from the reading library.
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise ReidError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return dict(load_file(str(path), device="cpu"))
+    if path.suffix.lower() == ".safetensors":
+        return _read_safetensors(path)
     try:
         data: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError for pickled code, and corrupt files
@@ -60,6 +60,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(data, Mapping):
         raise ReidError(f"{path} does not hold a state dict (got {type(data).__name__})")
     return {str(k): v for k, v in data.items() if isinstance(v, torch.Tensor)}
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return dict(load_file(str(path), device="cpu"))
+    except Exception as exc:  # SafetensorError (bad header, truncated data), OSError, ...
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise ReidError(f"cannot load weights from {path}: not a valid .safetensors file "
+                        f"({type(exc).__name__}: {first_line}); is it truncated, or another "
+                        "format saved under this suffix?") from None
 
 
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -23,9 +23,10 @@ def test_unknown_name_lists_installed_and_suggests():
 
 
 def test_duplicate_names_across_plugins_name_both_providers():
-    with pytest.raises(DuplicateComponentError) as info:
-        load_plugins(extra=[("first", FakePlugin([_renamed_spec("twin")])),
-                            ("second", FakePlugin([_renamed_spec("twin")]))])
+    plugins = load_plugins(extra=[("first", FakePlugin([_renamed_spec("twin")])),
+                                  ("second", FakePlugin([_renamed_spec("twin")]))])
+    with pytest.raises(DuplicateComponentError) as info:  # on use, not on loading
+        plugins.registry.get("backbone", "twin")
     message = str(info.value)
     assert "backbone 'twin' is registered twice" in message
     assert "'first (in-process) (plugin 'first')'" in message
