@@ -64,10 +64,10 @@ from typing import Any
 import attrs
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from reidcore.data.config import LoaderConfig
+from reidcore.data.imageio import CorruptImageError, open_image  # noqa: F401 - re-exported
 from reidcore.data.samplers import PKSampler, RandomBatchSampler, SequentialBatchSampler
 from reidcore.data.transforms import (
     build_test_transform,
@@ -76,21 +76,6 @@ from reidcore.data.transforms import (
 )
 from reidcore.errors import ReidError
 from reidcore.records import DatasetSplits, ImageRecord
-
-
-class CorruptImageError(ReidError):
-    """An image file that cannot be decoded."""
-
-
-def open_image(path: str) -> Image.Image:
-    """Decode an image as RGB; an unreadable file is a ReidError naming it."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise CorruptImageError(f"image file not found: {path}") from None
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
-        raise CorruptImageError(f"cannot read image {path}: {exc}") from None
 
 
 def _worker_message(message: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from reidcore.errors import ReidError
 from reidcore.records import FeatureSet
 
 GREEN = (0, 170, 0)
@@ -51,10 +52,12 @@ def _tile(path: str | None, size: tuple[int, int], border: int,
           colour: tuple[int, int, int]) -> Image.Image:
     width, height = size
     inner = (width - 2 * border, height - 2 * border)
+    from reidcore.data.imageio import to_rgb
+
     try:
         with Image.open(path) as image:
-            picture = image.convert("RGB").resize(inner)
-    except (OSError, TypeError, ValueError, AttributeError):
+            picture = to_rgb(image, str(path)).resize(inner)
+    except (OSError, TypeError, ValueError, AttributeError, ReidError):
         picture = Image.new("RGB", inner, (128, 128, 128))
     return ImageOps.expand(picture, border=border, fill=colour)
 

@@ -6,14 +6,22 @@ the folder holding the keyed data sets) and then read with the Market-1501 rules
 record of a train or test identity carries ``extras["texture"]``, the path of its
 256x256 texture map. The defaults (40 train ids, 40 test ids, 10 distractors, 4 cameras,
 128x64) generate about a thousand images in a few seconds.
+
+``reid data check synthetic --root DIR`` never generates: it checks the data that is there
+(``load_existing``), either a folder written by ``reid data synth --out DIR`` (its
+``manifest.json`` gives the parameters, hence the expected counts) or the keyed folder
+under ``root`` that ``load()`` would use.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Literal
 
 import attrs
 
+from reidcore.data.datasets.base import DatasetLayoutError
 from reidcore.data.datasets.market1501 import MarketStyleDataset
 from reidcore.records import DatasetSplits, SplitStats
 
@@ -80,7 +88,37 @@ class SyntheticDataset(MarketStyleDataset):
         return ensure_dataset(self.params, self.config.root or None)
 
     def load(self) -> DatasetSplits:
-        base = self.dataset_dir()
+        return self._scan_all(self.dataset_dir())
+
+    def load_existing(self) -> DatasetSplits:
+        """The records of the data already on disk; nothing is generated. ``expected``
+        becomes the counts of the parameters that data was generated with."""
+        from reidcore.data.synth import SynthParams, default_cache_root
+
+        base = Path(self.config.root).expanduser() if self.config.root else None
+        if base is not None and (base / "manifest.json").is_file():
+            found = base  # written by `reid data synth --out DIR`
+        else:
+            found = (base or default_cache_root() / "synthetic") / self.params.key()
+            if not (found / "manifest.json").is_file():
+                where = base if base is not None else found.parent
+                raise DatasetLayoutError(
+                    f"no synthetic data set to check at {where}: neither {where}/manifest.json "
+                    f"(a folder written by `reid data synth --out`) nor {found}/manifest.json "
+                    "(the cached data set of these options) exists; nothing was generated")
+        manifest = found / "manifest.json"
+        try:
+            params = json.loads(manifest.read_text())["parameters"]
+            self.params = SynthParams(**params)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DatasetLayoutError(f"{manifest} is not a synthetic data set manifest: "
+                                     f"{type(exc).__name__}: {exc}") from None
+        self.expected = self._expected()
+        self.check_notes = [f"checking {found} as it is (parameters from {manifest}: "
+                            + ", ".join(f"{k}={v}" for k, v in params.items()) + ")"]
+        return self._scan_all(found)
+
+    def _scan_all(self, base: Path) -> DatasetSplits:
         textures = base / "textures"
 
         def texture(path, pid):
