@@ -54,6 +54,10 @@ def build_parser(plugins: Any) -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run directory (default: runs/<recipe>-<time>)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its last checkpoint")
+    run.add_argument("--allow-recipe-change", action="store_true",
+                     help="with --resume: accept a recipe that differs from the run's in "
+                          "keys that keep its checkpoints valid (e.g. train.epochs); the "
+                          "changes are recorded in manifest.json")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
                      help="train with N DistributedDataParallel processes (gloo on CPU, "
                           "nccl on CUDA); under torchrun leave it out")
@@ -94,6 +98,17 @@ def load_recipe(args: argparse.Namespace, plugins: Any):
     return load(args.recipe, plugins, args.overrides)
 
 
+def _check_names(recipe: Any, method: Any, plugins: Any, source: str) -> None:
+    """lr_mult/freeze against the method's parameter groups, best_metric against the
+    evaluator's metrics (:mod:`reidcore.engine.names`), as ``reid run`` checks them."""
+    from reidcore.engine.names import check_names
+
+    optimization = method.configure_optimizers()
+    evaluate = recipe.evaluate
+    evaluator = plugins.registry.get(Kind.EVALUATOR, evaluate.name).create(evaluate.config)
+    check_names(recipe, optimization, evaluator, source)
+
+
 def command_check(args: argparse.Namespace, plugins: Any) -> int:
     from reidcore.recipe import dumps
 
@@ -104,6 +119,7 @@ def command_check(args: argparse.Namespace, plugins: Any) -> int:
 
         num_classes, note = expected_num_classes(recipe, plugins.registry)
         method = build_method(recipe, plugins.registry, num_classes, meta=True)
+        _check_names(recipe, method, plugins, str(path))
         counts = count_parameters(method.modules())
         if args.json:
             print(json.dumps({"recipe": str(path), "method": recipe.method.name,
@@ -134,8 +150,11 @@ def command_run(args: argparse.Namespace, plugins: Any) -> int:
 
     if args.nproc < 1:
         raise ReidError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.allow_recipe_change and not args.resume:
+        raise ReidError("--allow-recipe-change applies to --resume only")
     summary = run_chain(recipe, plugins, args.out, resume=args.resume, recipe_name=path.stem,
-                        source=path, nproc=args.nproc)
+                        source=path, nproc=args.nproc,
+                        allow_recipe_change=args.allow_recipe_change)
     print(json.dumps(summary.get("metrics", {}), indent=2))
     return 0
 

@@ -7,6 +7,11 @@ component's own config class. Problems from both phases (unknown keys, wrong typ
 invalid values, unknown component names) are collected and raised together as one
 :class:`~reidcore.errors.RecipeError` before anything is built.
 
+Two rules hold for every section, core or plugin, without a validator of their own
+(:func:`number_problems`): a float option is finite (``inf`` and ``nan`` are TOML
+numbers, and a config documents it when it accepts one: field metadata
+``{"nonfinite": True}``), and an integer option named ``seed`` or ``*_seed`` is >= 0.
+
 A component section is a table with ``name`` and the component's options side by side::
 
     [backbone]
@@ -21,8 +26,9 @@ A component section is a table with ``name`` and the component's options side by
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +302,45 @@ def _structure_skeleton(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Recip
     return values, problems
 
 
+def _is_seed(name: str) -> bool:
+    return name == "seed" or name.endswith("_seed")
+
+
+def _value_problems(value: Any, path: str, field: Any = None) -> Iterator[RecipeProblem]:
+    if isinstance(value, ComponentSection):
+        # a component's options sit beside its name: $.backbone.gem_p, not ...config.gem_p
+        if isinstance(value, LossSection):
+            yield from _value_problems(value.weight, f"{path}.weight")
+        if value.config is not None:
+            yield from _value_problems(value.config, path)
+    elif attrs.has(type(value)):
+        for sub in attrs.fields(type(value)):
+            yield from _value_problems(getattr(value, sub.name), f"{path}.{sub.name}", sub)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _value_problems(item, f"{path}.{key}", field)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _value_problems(item, f"{path}[{index}]", field)
+    elif isinstance(value, float):
+        if not math.isfinite(value) and not (field is not None
+                                             and field.metadata.get("nonfinite")):
+            yield RecipeProblem(path, f"expected a finite number, got {value}")
+    elif (isinstance(value, int) and not isinstance(value, bool) and field is not None
+          and _is_seed(field.name) and value < 0):
+        yield RecipeProblem(path, f"expected a seed >= 0, got {value}")
+
+
+def number_problems(values: Mapping[str, Any]) -> list[RecipeProblem]:
+    """Non-finite floats and negative seeds among structured top-level recipe values
+    (component configs included), with their recipe paths."""
+    problems: list[RecipeProblem] = []
+    fields = attrs.fields_dict(Recipe)
+    for name, value in values.items():
+        problems += _value_problems(value, f"$.{name}", fields.get(name))
+    return problems
+
+
 def resolve(raw: dict[str, Any], source: str, registry: Registry, hook: Any | None = None,
             overrides: Sequence[str] = ()) -> Recipe:
     """Parse a raw TOML mapping into a fully configured :class:`Recipe`, or raise one
@@ -312,6 +357,7 @@ def resolve(raw: dict[str, Any], source: str, registry: Registry, hook: Any | No
         spec = registry.get(kind, section.name)
         section.config, config_problems = structure(section.options, spec.config, path)
         problems += config_problems
+    problems += number_problems(values)
     if problems:
         raise RecipeError(source, problems)
     recipe = Recipe(**values)
@@ -321,6 +367,30 @@ def resolve(raw: dict[str, Any], source: str, registry: Registry, hook: Any | No
     if problems:
         raise RecipeError(source, problems)
     return recipe
+
+
+def differences(resolved: Mapping[str, Any], written: Mapping[str, Any],
+                prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two recipe dicts (:func:`to_dict` of one,
+    a ``recipe.toml`` read back); tables are compared key by key, anything else whole."""
+    keys = []
+    for key in sorted(set(resolved) | set(written)):
+        a, b = resolved.get(key), written.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            keys += differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def value_at(data: Mapping[str, Any], dotted: str) -> Any:
+    """The value of a dotted key from :func:`differences` (None where absent)."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _deep_copy(value: Any) -> Any:

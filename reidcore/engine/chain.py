@@ -18,24 +18,13 @@ from reidcore.engine.runs import is_completed, requirement_dir
 from reidcore.errors import ReidError
 
 
-def _differences(resolved: dict[str, Any], written: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key in sorted(set(resolved) | set(written)):
-        a, b = resolved.get(key), written.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(f"{prefix}{key}")
-    return keys
-
-
 def _check_same_recipe(recipe: Any, run_dir: Path, role: str) -> None:
-    from reidcore.recipe import read_toml, to_dict
+    from reidcore.recipe import differences, read_toml, to_dict
 
     written_path = run_dir / "recipe.toml"
     if not written_path.is_file():
         return
-    differing = _differences(to_dict(recipe), read_toml(written_path))
+    differing = differences(to_dict(recipe), read_toml(written_path))
     if differing:
         raise ReidError(f"required run '{role}' at {run_dir} was made with a different recipe "
                         f"(differing keys: {', '.join(differing[:8])}); remove or move that "
@@ -44,11 +33,14 @@ def _check_same_recipe(recipe: Any, run_dir: Path, role: str) -> None:
 
 def run_chain(recipe: Any, plugins: Any, run_dir: Path | None, resume: bool = False,
               recipe_name: str = "recipe", source: Path | None = None, *, nproc: int = 1,
-              quiet: bool = False, _stack: tuple[str, ...] = ()) -> dict[str, Any]:
+              quiet: bool = False, allow_recipe_change: bool = False,
+              _stack: tuple[str, ...] = ()) -> dict[str, Any]:
     """Train the runs ``recipe`` requires that are missing, then ``recipe`` itself into
     ``run_dir`` (None: ``runs/<recipe>-<time>``, or the engine's choice when nothing is
     required); return its summary. ``source`` is the recipe's file (requirements given
-    as relative paths are looked up beside it first)."""
+    as relative paths are looked up beside it first). ``allow_recipe_change`` applies to
+    ``recipe`` itself (see :func:`~reidcore.engine.runner.resume_changes`); a required run
+    is never resumed with a different recipe."""
     from reidcore.engine.runner import default_run_dir, run_recipe
     from reidcore.recipe import load_recipe
 
@@ -81,4 +73,4 @@ def run_chain(recipe: Any, plugins: Any, run_dir: Path | None, resume: bool = Fa
         run_chain(required, plugins, target, resume=started, recipe_name=path.stem,
                   source=path, nproc=nproc, quiet=quiet, _stack=(*_stack, key))
     return run_recipe(recipe, plugins, out=run_dir, resume=resume, recipe_name=recipe_name,
-                      nproc=nproc, quiet=quiet)
+                      nproc=nproc, quiet=quiet, allow_recipe_change=allow_recipe_change)

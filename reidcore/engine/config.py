@@ -77,6 +77,13 @@ class TrainConfig:
     channels_last: bool = False
     deterministic: bool = True
     """Deterministic algorithms (cuDNN) where available; seeding is always on."""
+    nonfinite: Literal["stop", "skip"] = "stop"
+    """What a non-finite loss (``loss`` or a ``loss/<term>`` a step reports) does:
+    ``stop`` ends the run at once, naming the step, the loss terms and the last good
+    checkpoint; ``skip`` skips such steps as AMP's gradient scaler does (no optimizer step
+    with non-finite gradients, BatchNorm statistics of the step restored), counts them
+    and logs them. ``skip`` checks the gradients once per optimizer step (one
+    device-to-host sync); ``stop`` adds no sync: it reads the values the step returns."""
 
     # bookkeeping
     log_every: int = attrs.field(default=20, validator=attrs.validators.ge(1))

@@ -42,19 +42,26 @@ from reidcore.registry import Kind, Registry
 
 @attrs.define(eq=False)
 class Precision:
-    """Autocast, (scaled) backward and (clipped) optimizer steps for one run."""
+    """Autocast, (scaled) backward and (clipped) optimizer steps for one run.
+
+    ``skip_nonfinite`` (``train.nonfinite = "skip"``): an optimizer whose gradients are not
+    all finite does not step, as the fp16 gradient scaler does (which checks them itself);
+    ``skipped`` counts such steps. The check costs one device-to-host sync per step."""
 
     device: torch.device = attrs.field(factory=lambda: torch.device("cpu"))
     mode: str = "fp32"
     clip_grad_norm: float = 0.0
     scaler: Any = None
+    skip_nonfinite: bool = False
+    skipped: int = 0
 
     @classmethod
-    def create(cls, device: torch.device, mode: str, clip_grad_norm: float = 0.0) -> Precision:
+    def create(cls, device: torch.device, mode: str, clip_grad_norm: float = 0.0,
+               skip_nonfinite: bool = False) -> Precision:
         if device.type != "cuda":
             mode = "fp32"  # CPU autocast is slower than fp32 for these networks
         scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
-        return cls(device, mode, clip_grad_norm, scaler)
+        return cls(device, mode, clip_grad_norm, scaler, skip_nonfinite)
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -71,6 +78,9 @@ class Precision:
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)
+        elif self.skip_nonfinite and not _gradients_finite(optimizer):
+            self.skipped += 1
+            return
         if self.clip_grad_norm > 0:
             params = [p for group in optimizer.param_groups for p in group["params"]
                       if p.grad is not None]
@@ -91,6 +101,14 @@ class Precision:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
+
+
+def _gradients_finite(optimizer: torch.optim.Optimizer) -> bool:
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+             if p.grad is not None]
+    if not grads:
+        return True
+    return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
 
 
 @attrs.define(eq=False)

@@ -46,7 +46,9 @@ def make_optimizer(groups: Mapping[str, Iterable[torch.nn.Parameter]], config: T
     """One optimizer over named parameter groups; group ``g`` gets ``lr * lr_mult[g]``.
 
     Groups keep their name (``param_group["name"]``) so freezing and logging can find them.
-    Parameters with ``requires_grad=False`` (e.g. BNNeck's bias) are left out.
+    Parameters with ``requires_grad=False`` (e.g. BNNeck's bias) are left out; every name
+    given, an empty group's too, is kept in ``optimizer.reid_group_names`` (what
+    ``lr_mult`` and ``freeze`` may name: :mod:`reidcore.engine.names`).
     """
     base_lr = config.lr if lr is None else lr
     decay = config.weight_decay if weight_decay is None else weight_decay
@@ -59,12 +61,16 @@ def make_optimizer(groups: Mapping[str, Iterable[torch.nn.Parameter]], config: T
     if not param_groups:
         raise ValueError("no trainable parameters in " + ", ".join(groups))
     kind = kind or config.optimizer
+    optimizer: torch.optim.Optimizer
     if kind == "sgd":
-        return torch.optim.SGD(param_groups, lr=base_lr, momentum=config.momentum,
-                               weight_decay=decay)
-    if kind == "adamw":
-        return torch.optim.AdamW(param_groups, lr=base_lr, weight_decay=decay)
-    return torch.optim.Adam(param_groups, lr=base_lr, weight_decay=decay)
+        optimizer = torch.optim.SGD(param_groups, lr=base_lr, momentum=config.momentum,
+                                    weight_decay=decay)
+    elif kind == "adamw":
+        optimizer = torch.optim.AdamW(param_groups, lr=base_lr, weight_decay=decay)
+    else:
+        optimizer = torch.optim.Adam(param_groups, lr=base_lr, weight_decay=decay)
+    optimizer.reid_group_names = tuple(groups)  # type: ignore[attr-defined]
+    return optimizer
 
 
 @attrs.define

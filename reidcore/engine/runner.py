@@ -2,9 +2,15 @@
 
 A run directory holds ``recipe.toml`` (the resolved recipe, runnable as is),
 ``manifest.json``, ``metrics.jsonl``, ``tb/`` (TensorBoard), ``checkpoints/``,
-``ranked_<testset>.png``, ``images/`` (pictures a method logs) and ``summary.json``. The
+``ranked_<testset>.png``, ``images/`` (pictures a method logs), ``summary.json`` and
+``run.lock`` (held while a run owns the directory: :mod:`reidcore.engine.lock`). The
 loop itself is :class:`~reidcore.engine.trainer.Trainer`; evaluation helpers are in
 :mod:`reidcore.engine.evaluate` (both re-exported here).
+
+``--resume`` continues the recipe the directory was trained with: a different recipe is
+refused with the differing keys, unless ``allow_recipe_change`` and every difference is
+one of :data:`SAFE_RESUME_CHANGES` (keys that change how long or how visibly the run goes
+on, not what its checkpoints mean); the changes are then recorded in ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import os
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +34,7 @@ from reidcore.engine.evaluate import (  # noqa: F401 - re-exported
     keep_torch_threads,
     set_train_mode,
 )
+from reidcore.engine.lock import RunLock
 from reidcore.engine.logging import write_json
 from reidcore.engine.trainer import (  # noqa: F401 - re-exported
     Trainer,
@@ -39,20 +47,61 @@ from reidcore.engine.trainer import (  # noqa: F401 - re-exported
 from reidcore.errors import ReidError
 from reidcore.records import RunInfo
 
+SAFE_RESUME_CHANGES = ("name", "description", "train.epochs", "train.eval_every",
+                       "train.log_every", "train.checkpoint_every", "train.keep_last",
+                       "train.ranked_pictures", "train.nonfinite")
+"""Recipe keys ``--allow-recipe-change`` lets a resumed run change."""
+
 
 def default_run_dir(recipe_name: str) -> Path:
     return Path("runs") / f"{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def resume_changes(recipe: Any, run_dir: Path, allow_change: bool = False
+                   ) -> list[dict[str, Any]]:
+    """The differences between ``recipe`` and the ``recipe.toml`` of the run it resumes,
+    as ``{"key", "old", "new"}`` records; a :class:`ReidError` listing them unless
+    ``allow_change`` and all are :data:`SAFE_RESUME_CHANGES`."""
+    from reidcore.recipe import differences, read_toml, to_dict, value_at
+
+    written_path = run_dir / "recipe.toml"
+    if not written_path.is_file():
+        return []
+    new, old = to_dict(recipe), read_toml(written_path)
+    keys = differences(new, old)
+    changes = [{"key": key, "old": value_at(old, key), "new": value_at(new, key)}
+               for key in keys]
+    unsafe = [c for c in changes if c["key"] not in SAFE_RESUME_CHANGES]
+    if not changes or (allow_change and not unsafe):
+        return changes
+
+    def listing(items: list[dict[str, Any]]) -> str:
+        shown = [f"{c['key']} ({c['old']!r} -> {c['new']!r})" for c in items[:12]]
+        return ", ".join(shown) + (f" and {len(items) - 12} more" if len(items) > 12 else "")
+
+    safe = ", ".join(SAFE_RESUME_CHANGES)
+    if allow_change:
+        raise ReidError(f"--resume: {run_dir} was trained with another recipe, and "
+                        f"--allow-recipe-change allows only {safe}; these keys differ too: "
+                        f"{listing(unsafe)}")
+    raise ReidError(f"--resume: the recipe differs from the one {run_dir} was trained with "
+                    f"({written_path}): {listing(changes)}. Resume with that recipe "
+                    f"(`reid run {written_path} --out {run_dir} --resume`) or start a new "
+                    f"run; --allow-recipe-change allows changes to {safe} and records them "
+                    f"in manifest.json")
 
 
 # --- entry points -------------------------------------------------------------------------
 
 
 def _run_process(recipe: Any, plugins: Any, run_dir: Path, resume: bool,
-                 quiet: bool = False, plugin_loader: Any = None) -> dict[str, Any]:
+                 quiet: bool = False, plugin_loader: Any = None,
+                 recipe_changes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     if plugins is None:  # a spawned DDP process loads the plugins itself
         plugins = plugin_loader()
     info = distributed.from_environment()
-    trainer = Trainer(recipe, plugins, run_dir, resume, info, quiet=quiet or not info.is_main)
+    trainer = Trainer(recipe, plugins, run_dir, resume, info, quiet=quiet or not info.is_main,
+                      recipe_changes=recipe_changes)
     run_info = RunInfo(run_dir=str(run_dir), recipe=recipe, resumed=resume)
     started = False
     try:
@@ -79,43 +128,74 @@ def _run_process(recipe: Any, plugins: Any, run_dir: Path, resume: bool,
     return summary
 
 
-def prepare_run_dir(out: Path | None, resume: bool, recipe_name: str) -> Path:
+def _run_dir(out: Path | None, resume: bool, recipe_name: str) -> Path:
     if resume and out is None:
         raise ReidError("--resume needs --out DIR: the run directory to continue")
-    run_dir = Path(out) if out is not None else default_run_dir(recipe_name)
+    return Path(out) if out is not None else default_run_dir(recipe_name)
+
+
+def prepare_run_dir(out: Path | None, resume: bool, recipe_name: str) -> Path:
+    run_dir = _run_dir(out, resume, recipe_name)
     if not resume and ckpt.latest(run_dir / "checkpoints") is not None:
         raise ReidError(f"run directory {run_dir} already holds checkpoints; continue it with "
                         f"--resume or choose another --out")
     return run_dir
 
 
+@contextlib.contextmanager
+def claim_run_dir(recipe: Any, out: Path | None, resume: bool, recipe_name: str,
+                  allow_recipe_change: bool = False, quiet: bool = False
+                  ) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
+    """Lock the run directory, then check it: ``(run directory, recipe changes)``. The
+    checks come after the lock, so no other run can change what they saw."""
+    with RunLock(_run_dir(out, resume, recipe_name)) as lock:
+        if lock.stale is not None and not quiet:
+            print(lock.stale_message(), flush=True)
+        run_dir = prepare_run_dir(out, resume, recipe_name)
+        changes = resume_changes(recipe, run_dir, allow_recipe_change) if resume else []
+        yield run_dir, changes
+
+
 def run_recipe(recipe: Any, plugins: Any, out: Path | None = None, resume: bool = False,
                recipe_name: str = "recipe", *, nproc: int = 1,
-               quiet: bool = False) -> dict[str, Any]:
+               quiet: bool = False, allow_recipe_change: bool = False) -> dict[str, Any]:
     """Train and evaluate ``recipe``; return the summary (``summary["metrics"]`` holds the
-    final metrics per test set). ``nproc > 1`` spawns DDP processes (gloo on CPU)."""
+    final metrics per test set). ``nproc > 1`` spawns DDP processes (gloo on CPU).
+    ``allow_recipe_change``: with ``resume``, accept the :data:`SAFE_RESUME_CHANGES`."""
     env = distributed.from_environment()
     if env.enabled and nproc > 1:
         raise ReidError("--nproc cannot be used under torchrun (it already starts the processes)")
     if env.enabled:
-        # under torchrun every rank must agree on the directory: name it from --out or a
-        # time stamp broadcast by rank 0 after the process group exists
+        # under torchrun every rank must agree on the directory: rank 0 claims it (named
+        # from --out or a time stamp) after the process group exists and tells the others
         device = resolve_device(recipe.train.device, env.local_rank)
         distributed.init_process_group(env, device)
-        run_dir = distributed.broadcast_object(
-            env, str(prepare_run_dir(out, resume, recipe_name)) if env.is_main else None)
-        return _run_process(recipe, plugins, Path(run_dir), resume, quiet)
-    run_dir = prepare_run_dir(out, resume, recipe_name)
-    if nproc > 1:
-        if recipe.train.device == "cuda" or (recipe.train.device == "auto"
-                                             and torch.cuda.is_available()):
-            if torch.cuda.device_count() < nproc:
-                raise ReidError(f"--nproc {nproc} needs {nproc} CUDA devices, found "
-                                f"{torch.cuda.device_count()}")
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-        summary = distributed.spawn(nproc, _run_process, recipe, None, run_dir, resume, quiet,
-                                    plugins.loader())
-        if summary is None:
-            raise ReidError("the distributed run ended without a result from rank 0")
-        return summary
-    return _run_process(recipe, plugins, run_dir, resume, quiet)
+        with contextlib.ExitStack() as stack:
+            claimed: dict[str, Any] | None = None
+            if env.is_main:
+                try:
+                    run_dir, changes = stack.enter_context(claim_run_dir(
+                        recipe, out, resume, recipe_name, allow_recipe_change, quiet))
+                    claimed = {"run_dir": str(run_dir), "changes": changes}
+                except ReidError as exc:
+                    claimed = {"error": str(exc)}
+            claimed = distributed.broadcast_object(env, claimed)
+            if "error" in claimed:
+                raise ReidError(claimed["error"])
+            return _run_process(recipe, plugins, Path(claimed["run_dir"]), resume, quiet,
+                                recipe_changes=claimed["changes"])
+    with claim_run_dir(recipe, out, resume, recipe_name, allow_recipe_change,
+                       quiet) as (run_dir, changes):
+        if nproc > 1:
+            if recipe.train.device == "cuda" or (recipe.train.device == "auto"
+                                                 and torch.cuda.is_available()):
+                if torch.cuda.device_count() < nproc:
+                    raise ReidError(f"--nproc {nproc} needs {nproc} CUDA devices, found "
+                                    f"{torch.cuda.device_count()}")
+            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+            summary = distributed.spawn(nproc, _run_process, recipe, None, run_dir, resume,
+                                        quiet, plugins.loader(), changes)
+            if summary is None:
+                raise ReidError("the distributed run ended without a result from rank 0")
+            return summary
+        return _run_process(recipe, plugins, run_dir, resume, quiet, recipe_changes=changes)

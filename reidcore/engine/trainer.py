@@ -11,6 +11,13 @@ schedule, hooks); the method owns its networks, optimizers and step. One epoch::
 Evaluation runs every ``train.eval_every`` epochs and after the last one, on every test
 set (rank 0 only), with flip test-time augmentation when the evaluator's config says
 ``flip = true``.
+
+A non-finite loss (``loss`` or a ``loss/<term>`` of a step's metrics) stops the run at once
+(``train.nonfinite = "stop"``) or skips the step (``"skip"``). The check reads the floats
+the method returns, which the loop converts anyway for the epoch means: it adds no
+device-to-host sync. Under DDP the ranks agree on a stop at the epoch's end, in the
+all-reduce of the epoch means (before anything is saved). A damaged last checkpoint is
+set aside on ``--resume`` (renamed ``*.damaged``) and the previous good one is used.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ from reidcore.engine.logging import (
     summary_table,
     write_json,
 )
+from reidcore.engine.names import check_names
 from reidcore.engine.optim import Clock, Optimization
 from reidcore.errors import ReidError
+from reidcore.progress import progress
 from reidcore.records import RunInfo
 from reidcore.registry import Kind
 
@@ -84,6 +93,16 @@ def build_dataset(registry: Any, section: Any) -> Any:
     return registry.get(Kind.DATASET, section.name).create(section.config)
 
 
+class NonFiniteLossError(ReidError):
+    """Training produced a non-finite loss (``train.nonfinite = "stop"``)."""
+
+
+def nonfinite_terms(metrics: dict[str, float]) -> list[str]:
+    """The loss terms (``loss``, ``loss/<term>``) of a step's metrics that are not finite."""
+    return [key for key, value in metrics.items()
+            if key.startswith("loss") and not math.isfinite(value)]
+
+
 def apply_freeze(optimization: Optimization, groups: Sequence[str], frozen: bool) -> None:
     """(Un)freeze the parameters of the named optimizer groups."""
     for optimizer in optimization.optimizers.values():
@@ -100,7 +119,8 @@ class Trainer:
     """One process's part of a run (see the module docstring)."""
 
     def __init__(self, recipe: Any, plugins: Any, run_dir: Path, resume: bool,
-                 dist_info: DistInfo, quiet: bool = False):
+                 dist_info: DistInfo, quiet: bool = False,
+                 recipe_changes: list[dict[str, Any]] | None = None):
         self.recipe = recipe
         self.plugins = plugins
         self.registry = plugins.registry
@@ -117,6 +137,9 @@ class Trainer:
         self.best: dict[str, Any] = {"metric": self.train_cfg.best_metric, "value": None,
                                      "epoch": None}
         self.last_metrics: dict[str, float] = {}
+        self.recipe_changes = list(recipe_changes or [])
+        self.last_checkpoint: Path | None = None
+        self.nonfinite_steps = 0
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -155,7 +178,8 @@ class Trainer:
                                             world_size=self.dist.world_size)
 
         # method
-        self.precision = Precision.create(self.device, cfg.precision, cfg.clip_grad_norm)
+        self.precision = Precision.create(self.device, cfg.precision, cfg.clip_grad_norm,
+                                          skip_nonfinite=cfg.nonfinite == "skip")
         if cfg.precision != "fp32" and self.device.type != "cuda":
             self.logger.print(f"note: train.precision = \"{cfg.precision}\" applies on CUDA "
                               "only; this CPU run uses fp32")
@@ -180,6 +204,7 @@ class Trainer:
         evaluate = recipe.evaluate
         self.evaluator = self.registry.get(Kind.EVALUATOR, evaluate.name).create(evaluate.config)
         self.flip = bool(getattr(evaluate.config, "flip", False))
+        check_names(recipe, self.optimization, self.evaluator, recipe.name or "being run")
 
         if self.resume:
             self._load_latest()
@@ -200,9 +225,28 @@ class Trainer:
                  "num_classes": self.train_loader.num_classes,
                  "steps_per_epoch": len(self.train_loader), "resumed": self.resume,
                  # float results depend on it: intra-op kernels split and sum by thread
-                 "torch_threads": torch.get_num_threads()}
+                 "torch_threads": torch.get_num_threads(),
+                 "recipe_changes": self._recipe_change_history()}
         write_json(self.run_dir / "manifest.json",
                    manifest(to_dict(self.recipe), self.plugins, fingerprints, extra))
+
+    def _recipe_change_history(self) -> list[dict[str, Any]]:
+        """The manifest's earlier recipe changes, and this resume's (``--resume
+        --allow-recipe-change``): the directory keeps saying what its checkpoints are."""
+        import json
+
+        history: list[dict[str, Any]] = []
+        if self.resume:
+            try:
+                old = json.loads((self.run_dir / "manifest.json").read_text(encoding="utf-8"))
+                history = list(old.get("recipe_changes") or [])
+            except (OSError, ValueError, AttributeError):
+                history = []
+        if self.recipe_changes:
+            history.append({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "resumed_at_epoch": self.start_epoch, "resumed_at_step": self.step,
+                            "changes": self.recipe_changes})
+        return history
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -214,25 +258,60 @@ class Trainer:
             "schedulers": {n: s.state_dict() for n, s in self.optimization.schedulers.items()},
             "precision": self.precision.state_dict(), "rng": ckpt.rng_state(),
             "best": dict(self.best), "metrics": dict(self.last_metrics),
+            "nonfinite_steps": self.nonfinite_steps,
         }
 
     def save_checkpoint(self, epoch: int, improved: bool) -> None:
         if not self.dist.is_main:
             return
         payload = self._payload(epoch)
-        ckpt.save(self.checkpoint_dir / f"epoch-{epoch:04d}.pt", payload)
-        ckpt.prune(self.checkpoint_dir, self.train_cfg.keep_last)
-        if improved:
-            ckpt.save(self.checkpoint_dir / "best.pt", payload)
+        path = self.checkpoint_dir / f"epoch-{epoch:04d}.pt"
+        try:
+            ckpt.save(path, payload)
+            self.last_checkpoint = path
+            ckpt.prune(self.checkpoint_dir, self.train_cfg.keep_last)
+            if improved:
+                ckpt.save(self.checkpoint_dir / "best.pt", payload)
+        except ckpt.DiskFullError as exc:
+            previous = (f"the last checkpoint, {self.last_checkpoint}, is intact"
+                        if self.last_checkpoint is not None else "no checkpoint was saved yet")
+            raise ckpt.DiskFullError(
+                f"{exc}. {previous}: free some space and continue with `reid run "
+                f"{self.run_dir / 'recipe.toml'} --out {self.run_dir} --resume`") from None
+
+    def _read_newest_good(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest epoch checkpoint that reads and verifies; damaged ones on the way
+        are reported by path and set aside (``*.damaged``, by rank 0)."""
+        found = ckpt.epoch_checkpoints(self.checkpoint_dir)
+        damaged: list[str] = []
+        for _, path in reversed(found):
+            try:
+                data = ckpt.read(path)
+            except ReidError as exc:
+                damaged.append(str(path))
+                if self.dist.is_main:
+                    aside = path.with_name(path.name + ".damaged")
+                    with contextlib.suppress(OSError):
+                        path.rename(aside)
+                    print(f"warning: {exc}; set aside as {aside}", flush=True)
+                continue
+            if damaged and self.dist.is_main:
+                print(f"--resume: using the previous good checkpoint {path} instead of the "
+                      f"damaged {', '.join(damaged)}", flush=True)
+            return path, data
+        if damaged:
+            raise ReidError(f"--resume: no checkpoint in {self.checkpoint_dir} can be loaded "
+                            f"(damaged: {', '.join(damaged)}); start a new run")
+        return None
 
     def _load_latest(self) -> None:
-        path = ckpt.latest(self.checkpoint_dir)
-        if path is None:
+        newest = self._read_newest_good()
+        if newest is None:
             self.logger.print(f"--resume: no checkpoint in {self.checkpoint_dir} yet; "
                               "starting from the beginning")
             self.resume = False
             return
-        data = ckpt.read(path)
+        path, data = newest
         ckpt.load_modules(self.method.modules(), data["modules"], str(path))
         for kind, owners in (("optimizers", self.optimization.optimizers),
                              ("schedulers", self.optimization.schedulers)):
@@ -248,6 +327,8 @@ class Trainer:
         self.step = int(data["step"])
         self.best = dict(data.get("best", self.best))
         self.last_metrics = dict(data.get("metrics", {}))
+        self.nonfinite_steps = int(data.get("nonfinite_steps", 0))
+        self.last_checkpoint = path
         self.logger.print(f"resumed from {path} (epoch {self.start_epoch}, step {self.step})")
 
     # -- loop ----------------------------------------------------------------------------
@@ -260,7 +341,10 @@ class Trainer:
         cfg = self.train_cfg
         modules = self.method.modules()
         schedulers = list(self.optimization.schedulers.values())
-        progress = Progress(cfg.epochs, self.start_epoch)
+        skip = cfg.nonfinite == "skip"
+        # a skipped step must not leave its BatchNorm statistics behind either
+        buffers = [b for module in modules.values() for b in module.buffers()] if skip else []
+        clock = Progress(cfg.epochs, self.start_epoch)
         started = time.perf_counter()
         self.logger.print(f"training {self.recipe.method.name} on {self.device} for "
                           f"{cfg.epochs} epochs x {len(self.train_loader)} steps "
@@ -276,9 +360,15 @@ class Trainer:
                 apply_freeze(self.optimization, cfg.freeze, epoch < cfg.freeze_epochs)
             set_train_mode(modules, True)
             sums: dict[str, float] = {}
-            count = 0
+            count = good = skipped = 0
+            first_bad: str | None = None  # under DDP: raised at the epoch's end
             epoch_start = time.perf_counter()
-            for batch in self.train_loader:
+            batches: Any = self.train_loader
+            if self.dist.is_main and not self.quiet:
+                batches = progress(batches, total=steps, unit="step",
+                                   desc=f"epoch {epoch + 1}/{cfg.epochs}")
+            for batch in batches:
+                saved = [b.clone() for b in buffers] if skip else None
                 metrics = self.method.training_step(batch, self.step)
                 self.precision.update()
                 self.clock.advance()
@@ -286,23 +376,48 @@ class Trainer:
                     scheduler.step()
                 self.step += 1
                 count += 1
-                for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
+                values = {key: float(value) for key, value in metrics.items()}
+                if nonfinite_terms(values):
+                    report = self._nonfinite_report(values, epoch, count, steps)
+                    if skip:
+                        for buffer, before in zip(buffers, saved or [], strict=True):
+                            buffer.copy_(before)
+                        skipped += 1
+                        self.nonfinite_steps += 1
+                        if self.nonfinite_steps <= 10 or self.nonfinite_steps % 100 == 0:
+                            self.logger.print(f"warning: skipped {report} (non-finite steps "
+                                              f"skipped so far: {self.nonfinite_steps})")
+                    elif self.dist.enabled:
+                        first_bad = first_bad or report
+                    else:
+                        raise NonFiniteLossError(self._nonfinite_message(report))
+                else:
+                    good += 1
+                    for key, value in values.items():
+                        sums[key] = sums.get(key, 0.0) + value
                 self.hook.reid_train_step_end(run=self.info, step=self.step, metrics=metrics)
                 if self.step % cfg.log_every == 0:
                     self.logger.scalars("train", self.step, epoch + count / steps,
                                         {**metrics, **self._lrs()}, tb_prefix="train/")
-            means = {k: v / max(count, 1) for k, v in sums.items()}
+            means = {k: v / max(good, 1) for k, v in sums.items()}
+            if self.dist.enabled and not skip:
+                means["nonfinite"] = 1.0 if first_bad else 0.0
             means = distributed.all_reduce_mean(self.dist, means)
+            if means.pop("nonfinite", 0.0) > 0:
+                raise NonFiniteLossError(self._nonfinite_message(
+                    first_bad or "a non-finite loss in another process in this epoch"))
+            if skip:
+                means["nonfinite_steps"] = float(skipped)
             seconds = time.perf_counter() - epoch_start
             shown = "  ".join(f"{k} {v:.4f}" for k, v in means.items()
                               if k in ("loss", "accuracy") or k.startswith("loss/"))
-            eta = progress.eta(epoch + 1)
+            eta = clock.eta(epoch + 1)
             self.logger.print(
                 f"epoch {epoch + 1}/{cfg.epochs}  {shown}  lr {self._lrs_text()}  "
                 f"{count / seconds if seconds else 0:.1f} it/s  "
                 f"elapsed {format_duration(time.perf_counter() - started)}  "
-                f"eta {format_duration(eta) if math.isfinite(eta) else '?'}")
+                f"eta {format_duration(eta) if math.isfinite(eta) else '?'}"
+                + (f"  skipped {skipped} non-finite steps" if skipped else ""))
             self.logger.scalars("epoch", self.step, epoch + 1, means, tb_prefix="epoch/")
             improved = False
             last = epoch + 1 == cfg.epochs
@@ -315,6 +430,20 @@ class Trainer:
         if distributed.broadcast_object(self.dist, done_unevaluated):  # all ranks evaluate
             self.evaluate(cfg.epochs, pictures=True)
         return self.finish(time.perf_counter() - started)
+
+    def _nonfinite_report(self, values: dict[str, float], epoch: int, index: int,
+                          steps: int) -> str:
+        terms = ", ".join(f"{key} {value:.6g}" for key, value in values.items()
+                          if key.startswith("loss"))
+        return (f"step {self.step} (epoch {epoch + 1}, batch {index} of {steps}) with a "
+                f"non-finite loss: {terms}")
+
+    def _nonfinite_message(self, report: str) -> str:
+        last = (f"the last good checkpoint is {self.last_checkpoint}"
+                if self.last_checkpoint is not None else "no checkpoint has been saved yet")
+        return (f"training stopped at {report}; {last} (nothing was saved after it). "
+                f"Lower train.lr, set train.clip_grad_norm, or set train.nonfinite = \"skip\" "
+                f"to skip such steps")
 
     def _lrs_text(self) -> str:
         return " ".join(f"{v:.2e}" for v in self._lrs().values())
@@ -370,7 +499,7 @@ class Trainer:
         summary = {"status": "completed", "run_dir": str(self.run_dir),
                    "epochs": self.train_cfg.epochs, "steps": self.step,
                    "train_seconds": round(seconds, 2), "metrics": per_set,
-                   "best": self.best}
+                   "best": self.best, "nonfinite_steps": self.nonfinite_steps}
         if self.dist.is_main:
             write_json(self.run_dir / "summary.json", summary)
             if self.test_names:
