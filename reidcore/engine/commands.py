@@ -36,8 +36,10 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
                         metavar="KEY=VALUE", help="with --run: override the run's recipe")
     parser.add_argument("--checkpoint", type=Path, help="with --run: this checkpoint file")
     parser.add_argument("--device", default="cpu", help="with --run: cpu, cuda or auto")
-    parser.add_argument("--metric", default="euclidean",
-                        choices=["euclidean", "sqeuclidean", "cosine"])
+    parser.add_argument("--metric", default=None,
+                        choices=["euclidean", "sqeuclidean", "cosine"],
+                        help="distance (euclidean when not given; use the one of the recipe "
+                             "that trained the features: many use cosine)")
     parser.add_argument("--normalisation", default="none", choices=["none", "l2"],
                         help="l2-normalise features first (none)")
     parser.add_argument("--protocol", default="auto",
@@ -64,8 +66,9 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_eval)
 
 
-def load_features(path: Path) -> dict[str, Any]:
-    """Read a features ``.npz`` (``features``, ``pids``, optional ``camids``/``paths``)."""
+def load_features(path: Path, what: str = "features") -> dict[str, Any]:
+    """Read a features ``.npz`` (``features``, ``pids``, optional ``camids``/``paths``);
+    ``what`` (``--query``) names the set in errors. An empty set is refused."""
     import numpy as np
 
     if not path.is_file():
@@ -83,6 +86,9 @@ def load_features(path: Path) -> dict[str, Any]:
     if features.ndim != 2:
         raise ReidError(f"{path}: 'features' must be N x D, got shape {features.shape}")
     count = features.shape[0]
+    if count == 0:
+        raise ReidError(f"{what} {path} holds no features (0 rows): nothing to evaluate; "
+                        "a query or gallery set needs at least one image")
     for key in ("pids", "camids", "paths"):
         if key in content and content[key].shape != (count,):
             raise ReidError(f"{path}: '{key}' must have shape ({count},), got "
@@ -107,6 +113,7 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
 
     from reidcore.evaluation.config import RankingConfig
     from reidcore.evaluation.evaluator import RankingEvaluator
+    from reidcore.evaluation.protocol import camera_ids_warning
     from reidcore.records import FeatureSet
 
     if args.run is not None:
@@ -114,12 +121,17 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
     if args.query is None or args.gallery is None:
         raise ReidError("reid eval needs --query and --gallery feature files, or --run RUN_DIR")
     ranks = _parse_ranks(args.ranks)
-    query = load_features(args.query)
-    gallery = load_features(args.gallery)
+    query = load_features(args.query, "--query")
+    gallery = load_features(args.gallery, "--gallery")
     have_cams = query["camids"] is not None and gallery["camids"] is not None
+    warning = camera_ids_warning(query["camids"] is not None, gallery["camids"] is not None,
+                                 args.protocol)
+    if warning:
+        print(f"reid: warning: {warning}", file=sys.stderr)
+    metric = args.metric or "euclidean"
     try:
         config = RankingConfig(
-            metric=args.metric, normalisation=args.normalisation, rerank=args.rerank,
+            metric=metric, normalisation=args.normalisation, rerank=args.rerank,
             k1=args.k1, k2=args.k2, lambda_value=args.lambda_value,
             query_expansion=args.query_expansion, ranks=ranks,
             max_rank=max(args.max_rank, *ranks), protocol=args.protocol,
@@ -140,10 +152,14 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
     if args.json:
         data = result.to_dict()
         data.update({k: v for k, v in metrics.items() if k.startswith("rank")})
+        if warning:
+            data["warnings"] = [warning]
         print(json.dumps(data))
         return 0
     out = sys.stdout
-    print(f"protocol: {result.protocol}   metric: {config.metric}"
+    print(f"protocol: {result.protocol}   distance: {config.metric}"
+          f"{' (the default; --metric to change)' if args.metric is None else ''}"
+          f"{'   l2-normalised' if config.normalisation == 'l2' else ''}"
           f"{'   re-ranked' if config.rerank else ''}", file=out)
     print(f"mAP:  {100 * result.mAP:6.2f}%", file=out)
     print(f"mINP: {100 * result.mINP:6.2f}%", file=out)
@@ -160,34 +176,59 @@ def _eval_run(args: argparse.Namespace, plugins: Any) -> int:
 
     if args.query is not None or args.gallery is not None:
         raise ReidError("give either --run or --query/--gallery, not both")
+    evaluation: dict[str, Any] = {}
     metrics = evaluate_run(args.run, plugins=plugins, overrides=args.overrides,
-                           checkpoint=args.checkpoint, device=args.device)
+                           checkpoint=args.checkpoint, device=args.device,
+                           evaluation=evaluation)
     if args.json:
-        print(json.dumps(metrics))
+        print(json.dumps({**metrics, "evaluation": evaluation}))
     else:
+        for name, described in evaluation.items():
+            print(f"{name}: " + "   ".join(f"{key}: {value}" for key, value in described.items()))
         for key, value in metrics.items():
             print(f"{key:32s} {value:.4f}")
     return 0
+
+
+def _extract_labels(args: argparse.Namespace, images: list[Path]):
+    """The images' labels for ``reid eval`` (``--labels``), or None with the reason."""
+    from reidcore.data.labels import labels_from_csv, labels_from_names
+
+    if args.labels == "none":
+        return None, "--labels none"
+    if args.labels == "auto":
+        return labels_from_names(images)
+    return labels_from_csv(Path(args.labels), images, args.images, args.camera_base), ""
 
 
 def command_extract(args: argparse.Namespace, plugins: Any) -> int:
     import numpy as np
 
     from reidcore.data.datasets.base import find_images
+    from reidcore.data.labels import WHAT_EVAL_NEEDS
     from reidcore.engine.extract import FeatureExtractor
+    from reidcore.fileio import atomic_open
 
     images = find_images(args.images, "--images")
+    labels, why_not = _extract_labels(args, images)  # before the network: fail fast
     extractor = FeatureExtractor(args.run, checkpoint=args.checkpoint, device=args.device,
                                  plugins=plugins, batch_size=args.batch_size)
     features = extractor(images)
+    arrays = {"features": features.numpy(), "paths": np.array([str(p) for p in images])}
+    if labels is not None:
+        arrays["pids"] = labels.pids
+        if labels.camids is not None:
+            arrays["camids"] = labels.camids
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    from reidcore.fileio import atomic_open
-
     with atomic_open(args.out, "wb") as handle:
-        np.savez(handle, features=features.numpy(),
-                 paths=np.array([str(p) for p in images]))
+        np.savez(handle, **arrays)
     source = extractor.checkpoint or "untrained weights"
     print(f"wrote {len(images)} x {features.shape[1]} features to {args.out} (from {source})")
+    if labels is not None:
+        print(f"labels: pids{' and camids' if labels.camids is not None else ''} from "
+              f"{labels.source}; the file can go into reid eval --query/--gallery")
+    else:
+        print(f"labels: none written ({why_not}); {WHAT_EVAL_NEEDS}", file=sys.stderr)
     return 0
 
 
@@ -199,7 +240,14 @@ def add_extract_command(subparsers: argparse._SubParsersAction) -> None:
                              "recipe file / packaged recipe name (untrained weights)")
     parser.add_argument("--images", type=Path, required=True, help="folder of images (recursive)")
     parser.add_argument("--out", type=Path, required=True,
-                        help="output .npz with 'features' (N x D) and 'paths'")
+                        help="output .npz with 'features' (N x D), 'paths' and, when the "
+                             "labels are known, 'pids' and 'camids' (what reid eval reads)")
+    parser.add_argument("--labels", default="auto", metavar="auto|none|FILE.csv",
+                        help="auto (default): pids and camids from the file names when every "
+                             "image follows a known naming rule (0002_c1s1_000451_03.jpg); "
+                             "FILE.csv: columns path,pid[,camid]; none: no labels")
+    parser.add_argument("--camera-base", type=int, default=1,
+                        help="with --labels FILE.csv: the number of the first camera (1)")
     parser.add_argument("--checkpoint", type=Path, help="a specific checkpoint file")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=64)

@@ -94,9 +94,13 @@ class FeatureExtractor:
 
     @torch.no_grad()
     def __call__(self, images: Sequence[Any] | torch.Tensor) -> torch.Tensor:
+        from reidcore.progress import progress
+
         outputs = []
         count = len(images)
-        for start in range(0, count, self.batch_size):
+        starts = range(0, count, self.batch_size)
+        for start in progress(starts, total=len(starts), desc="embedding images",
+                              unit="batch"):
             chunk = images[start:start + self.batch_size]
             batch = chunk if isinstance(chunk, torch.Tensor) else self._tensor(chunk)
             batch = batch.to(self.device)
@@ -108,12 +112,14 @@ class FeatureExtractor:
 
 
 def evaluate_run(run_or_recipe: str | Path, *, plugins: Any, overrides: Sequence[str] = (),
-                 checkpoint: str | Path | None = None, device: str = "cpu") -> dict[str, float]:
+                 checkpoint: str | Path | None = None, device: str = "cpu",
+                 evaluation: dict[str, Any] | None = None) -> dict[str, float]:
     """Evaluate a trained run (its best checkpoint, else the latest) on every test set of its
     recipe, as the engine does at the end of training; ``overrides`` (``--set``) change the
-    recipe first, e.g. ``evaluate.rerank=true`` or another ``data.test``."""
+    recipe first, e.g. ``evaluate.rerank=true`` or another ``data.test``. ``evaluation``,
+    when given, receives how each test set was scored (protocol, distance, ...)."""
     from reidcore.data.loaders import build_test_loaders
-    from reidcore.engine.evaluate import evaluate_test_sets
+    from reidcore.engine.evaluate import describe_evaluation, evaluate_test_sets
     from reidcore.engine.trainer import build_dataset, section_names
     from reidcore.registry import Kind
 
@@ -128,4 +134,6 @@ def evaluate_run(run_or_recipe: str | Path, *, plugins: Any, overrides: Sequence
         recipe.evaluate.config)
     metrics, _ = evaluate_test_sets(extractor.method, evaluator, test_sets, extractor.device,
                                     extractor.flip)
+    if evaluation is not None:
+        evaluation.update(describe_evaluation(evaluator, test_sets))
     return metrics

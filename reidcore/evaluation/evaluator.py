@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import attrs
 import numpy as np
 import torch
 
@@ -29,7 +30,11 @@ from reidcore.evaluation.distance import (
     l2_normalise,
     pairwise_distance,
 )
-from reidcore.evaluation.protocol import query_gallery_index_from_paths, resolve_protocol
+from reidcore.evaluation.protocol import (
+    camera_ids_warning,
+    query_gallery_index_from_paths,
+    resolve_protocol,
+)
 from reidcore.evaluation.ranking import (
     GalleryIndex,
     RankResult,
@@ -38,6 +43,7 @@ from reidcore.evaluation.ranking import (
     rank_chunk,
     rank_metrics,
 )
+from reidcore.progress import progress
 from reidcore.records import FeatureSet
 
 logger = logging.getLogger("reid.evaluation")
@@ -72,12 +78,33 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
                       query_gallery_index=None) -> RankResult:
     """Rank metrics from embeddings (see :class:`~reidcore.evaluation.config.RankingConfig`
     for the options). Without re-ranking the distance matrix is streamed by query chunks.
+    An empty query or gallery is a :class:`ReidError`; the result records the protocol
+    and the distance it used.
     """
+    result = _evaluate_features(
+        query_features, gallery_features, q_pids, g_pids, q_camids, g_camids, metric=metric,
+        normalisation=normalisation, query_expansion=query_expansion, rerank=rerank, k1=k1,
+        k2=k2, lambda_value=lambda_value, protocol=protocol, max_rank=max_rank,
+        average_precision=average_precision, sgs_repeats=sgs_repeats, seed=seed, rows=rows,
+        query_gallery_index=query_gallery_index)
+    return attrs.evolve(result, distance=metric, normalisation=normalisation,
+                        reranked=bool(rerank))
+
+
+def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids,
+                       g_camids, *, metric: str, normalisation: str, query_expansion: int,
+                       rerank: bool, k1: int, k2: int, lambda_value: float, protocol: str,
+                       max_rank: int, average_precision: str, sgs_repeats: int, seed: int,
+                       rows: int | None, query_gallery_index) -> RankResult:
     check_metric(metric)
     if normalisation not in ("none", "l2"):
         raise ReidError(f"normalisation must be 'none' or 'l2', got '{normalisation}'")
     query = as_tensor(query_features)
     gallery = as_tensor(gallery_features)
+    for side, features in (("query", query), ("gallery", gallery)):
+        if features.shape[0] == 0:
+            raise ReidError(f"nothing to evaluate: the {side} set is empty (0 features); "
+                            "evaluation needs at least one query and one gallery image")
     if query.shape[1] != gallery.shape[1]:
         raise ReidError(f"query and gallery features differ in dimension: "
                         f"{query.shape[1]} vs {gallery.shape[1]}")
@@ -108,7 +135,9 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
     index = GalleryIndex.build(g_pids, g_camids)
     parts = []
     rows = rows or chunk_rows(num_g)
-    for start, block in iter_distance_chunks(query, gallery, metric, rows=rows):
+    chunks = iter_distance_chunks(query, gallery, metric, rows=rows)
+    for start, block in progress(chunks, total=-(-num_q // rows), desc="ranking",
+                                 unit="chunk"):
         stop = start + block.shape[0]
         parts.append(rank_chunk(
             block, q_pids[start:stop], None if q_camids is None else q_camids[start:stop],
@@ -134,9 +163,27 @@ class RankingEvaluator:
         self.config = config
         self.last_result: RankResult | None = None
 
+    def describe(self, query_has_camids: bool = True,
+                 gallery_has_camids: bool = True) -> dict[str, object]:
+        """How a test set with (or without) camera ids is scored: the protocol, the
+        distance and the options that change the figures (recorded in ``summary.json``
+        and printed with every ``reid eval`` result)."""
+        cfg = self.config
+        return {"evaluator": "ranking",
+                "protocol": resolve_protocol(cfg.protocol,
+                                             query_has_camids and gallery_has_camids),
+                "distance": cfg.metric, "normalisation": cfg.normalisation,
+                "flip": cfg.flip, "rerank": cfg.rerank,
+                "query_expansion": cfg.query_expansion,
+                "average_precision": cfg.average_precision}
+
     def evaluate(self, query: FeatureSet, gallery: FeatureSet) -> Mapping[str, float]:
         cfg = self.config
         have_cams = query.camids is not None and gallery.camids is not None
+        warning = camera_ids_warning(query.camids is not None, gallery.camids is not None,
+                                     cfg.protocol)
+        if warning:
+            logger.warning(warning)
         protocol = resolve_protocol(cfg.protocol, have_cams)
         self_index = None
         if protocol == "no-camera":

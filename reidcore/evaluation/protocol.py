@@ -17,6 +17,22 @@ def resolve_protocol(protocol: str, have_camids: bool) -> str:
     return protocol
 
 
+def camera_ids_warning(query_has_camids: bool, gallery_has_camids: bool,
+                       protocol: str = "auto") -> str | None:
+    """Why ``auto`` fell back to ``no-camera`` although one side has camera ids, or None.
+
+    With camera ids on one side only the market protocol cannot remove same-camera
+    matches, and the no-camera protocol counts them as correct: mAP can double. The user
+    must know (and can give both sides' ids or choose the protocol)."""
+    if protocol != "auto" or query_has_camids == gallery_has_camids:
+        return None
+    side, other = ("query", "gallery") if query_has_camids else ("gallery", "query")
+    return (f"camera ids are given for the {side} only, not for the {other}: the no-camera "
+            "protocol is used, which counts same-camera matches as correct (the market "
+            "protocol removes them, and scores are usually much lower); give camera ids on "
+            "both sides, or choose the protocol explicitly")
+
+
 def query_gallery_index_from_paths(query_paths: Sequence[str],
                                    gallery_paths: Sequence[str]) -> np.ndarray | None:
     """Gallery index of each query's own image (-1 if absent); None without paths."""

@@ -85,6 +85,12 @@ class RankResult:
     skipped: np.ndarray
     protocol: str = "market"
     average_precision: str = "standard"
+    distance: str = ""
+    """The distance the ranking used (``euclidean``, ``cosine``...; empty when the caller
+    gave a distance matrix), with ``normalisation`` and ``reranked``: every result says
+    how it was computed, since a different distance gives a different score."""
+    normalisation: str = ""
+    reranked: bool = False
 
     @property
     def num_queries(self) -> int:
@@ -109,6 +115,9 @@ class RankResult:
     def to_dict(self, *, per_query: bool = False) -> dict:
         data: dict = {
             "protocol": self.protocol,
+            "distance": self.distance or "(given distance matrix)",
+            "normalisation": self.normalisation or "none",
+            "reranked": bool(self.reranked),
             "average_precision": self.average_precision,
             "mAP": float(self.mAP),
             "mINP": float(self.mINP),

@@ -28,6 +28,7 @@ import numpy as np
 from numba import prange
 
 from reidcore.errors import ReidError
+from reidcore.progress import ProgressCounter
 
 _BLOCK = 256
 
@@ -291,12 +292,20 @@ def k_reciprocal_rerank(q_g_dist, q_q_dist, g_g_dist, *, k1: int = 20, k2: int =
     if q_g_dist.ndim != 2:
         raise ReidError(f"q_g_dist must be 2-d, got shape {q_g_dist.shape}")
     Q, G = q_g_dist.shape
-    N = Q + G
     qg = _as_matrix("q_g_dist", q_g_dist, (Q, G))
     qq = _as_matrix("q_q_dist", q_q_dist.cpu() if hasattr(q_q_dist, "cpu") else q_q_dist,
                     (Q, Q))
     gg = _as_matrix("g_g_dist", g_g_dist.cpu() if hasattr(g_g_dist, "cpu") else g_g_dist,
                     (G, G))
+    # a bar on a terminal: one tick per neighbour block, one per later stage
+    with ProgressCounter(total=-(-Q // _BLOCK) - (-G // _BLOCK) + 3, desc="re-ranking",
+                         unit="step") as bar:
+        return _rerank(qg, qq, gg, Q, G, k1, k2, lambda_value, bar)
+
+
+def _rerank(qg: np.ndarray, qq: np.ndarray, gg: np.ndarray, Q: int, G: int, k1: int,
+            k2: int, lambda_value: float, bar: ProgressCounter) -> np.ndarray:
+    N = Q + G
     half = int(np.around(k1 / 2.0))
     width_k1 = min(k1 + 1, N)
     width_half = min(half + 1, N)
@@ -313,6 +322,7 @@ def k_reciprocal_rerank(q_g_dist, q_q_dist, g_g_dist, *, k1: int = 20, k2: int =
         stop = min(Q, start + _BLOCK)
         _transpose_columns(qq, start, stop, first)
         _block_topk(first[:stop - start], qg[start:stop], top, col_max, start, K)
+        bar.update()
     first = np.empty((min(_BLOCK, G), Q), qg.dtype)
     second = np.empty((min(_BLOCK, G), G), gg.dtype)
     for start in range(0, G, _BLOCK):
@@ -320,6 +330,7 @@ def k_reciprocal_rerank(q_g_dist, q_q_dist, g_g_dist, *, k1: int = 20, k2: int =
         _transpose_columns(qg, start, stop, first)
         _transpose_columns(gg, start, stop, second)
         _block_topk(first[:stop - start], second[:stop - start], top, col_max, Q + start, K)
+        bar.update()
     del first, second
     if (col_max <= 0).any():
         raise ReidError("re-ranking needs, for every image, some non-zero distance")
@@ -338,6 +349,7 @@ def k_reciprocal_rerank(q_g_dist, q_q_dist, g_g_dist, *, k1: int = 20, k2: int =
     _expansion_weights(recip, recip_size, half_sets, half_size, col_max, qq, qg, gg, Q,
                        exp_idx, exp_w, exp_size)
     del recip, half_sets
+    bar.update()
 
     # 3. local query expansion (V_qe), as CSR rows
     n_blocks = max(1, min(N, 4 * numba.get_num_threads()))
@@ -358,10 +370,12 @@ def k_reciprocal_rerank(q_g_dist, q_q_dist, g_g_dist, *, k1: int = 20, k2: int =
         v_idx = exp_idx[mask]
         v_w = exp_w[mask]
     del exp_idx, exp_w, top
+    bar.update()
 
     # 4. Jaccard distance through the inverted index, blended with the original distance
     col_ptr, col_rows, col_vals = _transpose_csr(indptr, v_idx, v_w, N)
     out = np.empty((Q, G), np.float32)
     _jaccard_final(indptr, v_idx, v_w, col_ptr, col_rows, col_vals, qg, col_max,
                    float(lambda_value), max(1, min(Q, 4 * numba.get_num_threads())), out)
+    bar.update()
     return out
