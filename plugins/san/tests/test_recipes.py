@@ -1,0 +1,88 @@
+"""The packaged recipes carry the notes' settings (C.4) and the recipe checks catch what
+the san methods cannot train with."""
+
+import pytest
+from reidcore.api import RecipeError, load_recipe
+from reidcore.plugins import get_plugins
+
+PAPER = {"san-cuhk03": "cuhk03", "san-market1501": "market1501"}
+
+
+def load(name, overrides=()):
+    path, recipe = load_recipe(name, get_plugins(), overrides=list(overrides))
+    assert path.parent.parent.name == "reid_plugin_san"
+    return recipe
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_recipes_carry_the_readme_command(name):
+    recipe = load(name)
+    c, loader, train = recipe.method.config, recipe.loader, recipe.train
+    assert recipe.method.name == "san" and c.decoder and c.textures == "san_pg"
+    assert recipe.requires["san_pg"].recipe == "san-pg-pit"
+    assert (c.lr, c.weight_decay, c.amsgrad, c.gamma) == (8e-4, 5e-4, True, 0.5)
+    assert c.milestones == [40, 80, 120, 160, 200, 240, 280]
+    assert (c.warmup_epochs, c.warmup_lr, c.warmup_growth) == (20, 8e-6, 1.259)
+    assert (c.decoder_lr, c.decoder_beta1, c.decoder_beta2) == (1e-5, 0.5, 0.999)
+    assert (c.embedding_dim, c.weight_rec, c.weight_tr) == (512, 1.0, 1.0)
+    assert train.epochs == 320 and train.eval_every == 80 and recipe.seed == 1
+    assert (recipe.backbone.config.model, recipe.backbone.config.last_stride) == ("resnet50", 1)
+    assert (loader.height, loader.width, loader.identities, loader.instances) == (256, 128, 16, 4)
+    assert (loader.texture_height, loader.texture_width) == (256, 256)
+    assert (loader.translate, loader.flip, loader.erasing, loader.pad) == (0.5, 0.5, 0.5, 0)
+    assert loader.test_batch_size == 100 and not loader.textures
+    losses = {s.name: (s.weight, s.config) for s in recipe.losses}
+    assert losses["cross_entropy"][1].label_smoothing == 0.1 and losses["triplet"][1].margin == 0.3
+    assert recipe.evaluate.config.metric == "euclidean" and not recipe.evaluate.config.flip
+    assert [s.name for s in recipe.data.source] == [PAPER[name]]
+    if name == "san-cuhk03":
+        assert recipe.data.source[0].config.images == "labeled"
+        assert recipe.data.source[0].config.protocol == "new"
+
+
+def test_san_pg_pit():
+    recipe = load("san-pg-pit")
+    assert recipe.method.name == "san_pg" and recipe.data.source[0].name == "pit"
+    assert recipe.loader.textures and recipe.loader.flip == 0 and recipe.loader.erasing == 0
+    assert (recipe.loader.texture_height, recipe.loader.texture_width) == (256, 256)
+
+
+def test_inference_options_flip_and_cosine():
+    recipe = load("san-synthetic", ["evaluate.flip=true", "evaluate.metric=cosine"])
+    assert recipe.evaluate.config.flip and recipe.evaluate.config.metric == "cosine"
+
+
+@pytest.mark.parametrize("overrides,where", [
+    (["backbone.last_stride=2"], r"\$\.backbone\.last_stride"),
+    (["loader.instances=2"], r"\$\.loader: san's L_TR"),
+    (["method.textures=dataset"], r"\$\.loader\.textures: san with textures = \"dataset\""),
+    (["method.textures=folder"], r"\$\.method\.texture_root"),
+    (["method.san_pg=pg"], r"\$\.method\.san_pg: 'pg' is neither"),
+])
+def test_recipe_checks(overrides, where):
+    with pytest.raises(RecipeError, match=where):
+        load("san-synthetic", overrides)
+
+
+def test_benchmark_arms_resolve():
+    assert not load("san-synthetic", ["method.decoder=false"]).method.config.decoder
+    recipe = load("san-synthetic", ["method.textures=dataset", "loader.textures=true"])
+    assert recipe.method.config.textures == "dataset"
+
+
+def test_san_pg_needs_textures():
+    with pytest.raises(RecipeError, match=r"\$\.loader\.textures: san_pg"):
+        load("san-pg-synthetic", ["loader.textures=false"])
+
+
+@pytest.mark.parametrize("name", ["san-pg-pit", "san-cuhk03", "san-market1501", "san-synthetic",
+                                  "san-pg-synthetic"])
+def test_check_build_offline(name, capsys):
+    """``reid check NAME --build`` builds every packaged recipe on the meta device (no
+    weights read, no data): SAN on CUHK03 = SA-Enc 24,951,615 + SA-Dec 9,071,075."""
+    from reidcore.cli import main
+
+    assert main(["check", name, "--build"]) == 0
+    out = capsys.readouterr().out
+    if name == "san-cuhk03":
+        assert "34,022,690" in out
