@@ -1,0 +1,139 @@
+"""Hook module of reid-plugin-arn: config classes and specs only, no torch import."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from reidcore.api import ComponentSpec, RecipeProblem, hookimpl
+
+from reid_plugin_arn.config import (
+    ArnConfig,
+    ArnNetworkConfig,
+    ArnRankingConfig,
+    ContrastiveConfig,
+    DifferenceConfig,
+    IdentityPoseNetworkConfig,
+    MMDConfig,
+    ReconstructionConfig,
+)
+
+_PKG = "reid_plugin_arn"
+METHOD = "arn"
+NETWORKS = ("arn_network", "identity_pose_network")
+
+
+@hookimpl
+def reid_generators() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(name="arn_network", kind="generator", config=ArnNetworkConfig,
+                      build=f"{_PKG}.networks:build_arn_network",
+                      example=f"{_PKG}.networks:image_example",
+                      summary="ARN: ResNet to stage 3 (E_I), three stage-4 encoders (shared "
+                              "E_C, private E_S / E_T), transposed-conv image decoder"),
+        ComponentSpec(name="identity_pose_network", kind="generator",
+                      config=IdentityPoseNetworkConfig,
+                      build=f"{_PKG}.networks:build_identity_pose_network",
+                      example=f"{_PKG}.networks:image_example",
+                      summary="identity + pose ResNet-50 encoders, upsampling decoder on "
+                              "their concatenated maps (an ARN variant)"),
+    ]
+
+
+@hookimpl
+def reid_losses() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(name="arn_reconstruction", kind="loss", config=ReconstructionConfig,
+                      build=f"{_PKG}.losses:build_reconstruction",
+                      example=f"{_PKG}.losses:reconstruction_example",
+                      summary="image L1 summed over channels / (B*H*W) (ARN's code)"),
+        ComponentSpec(name="arn_difference", kind="loss", config=DifferenceConfig,
+                      build=f"{_PKG}.losses:build_difference",
+                      example=f"{_PKG}.losses:difference_example",
+                      summary="shared vs private features: raw dot product (code) or "
+                              "squared Frobenius norm of C^T P (paper)"),
+        ComponentSpec(name="mmd", kind="loss", config=MMDConfig,
+                      build=f"{_PKG}.losses:build_mmd", example=f"{_PKG}.losses:mmd_example",
+                      summary="multi-kernel Gaussian MMD (sigma 1, 2, 10), biased, square "
+                              "root; zero gradient at zero"),
+        ComponentSpec(name="arn_contrastive", kind="loss", config=ContrastiveConfig,
+                      build=f"{_PKG}.losses:build_contrastive",
+                      example=f"{_PKG}.losses:contrastive_example",
+                      summary="contrastive loss on squared distance / dim, margin 2, hinge "
+                              "(code) or squared hinge"),
+    ]
+
+
+@hookimpl
+def reid_evaluators() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(name="arn_ranking", kind="evaluator", config=ArnRankingConfig,
+                      build=f"{_PKG}.evaluation:build_arn_ranking",
+                      summary="CMC + mAP with true L1 (cityblock), euclidean or cosine "
+                              "distance (not the official code's 'hamming')"),
+    ]
+
+
+@hookimpl
+def reid_methods() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(name=METHOD, kind="method", config=ArnConfig,
+                      build=f"{_PKG}.method:build", example=f"{_PKG}.method:recipe_example",
+                      summary="ARN: shared / private encoders, image reconstruction, "
+                              "difference, MMD, contrastive and CE losses (source-only "
+                              "pretraining stage with source_only = true)"),
+    ]
+
+
+def _network_problems(recipe: Any) -> list[RecipeProblem]:
+    problems = []
+    for role, section in recipe.generators.items():
+        if role != "network":
+            problems.append(RecipeProblem(f"$.generators.{role}", f"arn uses the role "
+                                          f"'network' only; got '{role}'"))
+        elif section.name not in NETWORKS:
+            problems.append(RecipeProblem(f"$.generators.{role}.name", f"arn's network must "
+                                          f"be one of {', '.join(NETWORKS)}; got "
+                                          f"'{section.name}'"))
+    return problems
+
+
+@hookimpl
+def reid_validate_recipe(recipe: Any, registry: Any) -> list[RecipeProblem]:
+    """An arn recipe: the network role only, its loss weights in [method], target data and
+    a pretrained stage that exists (adaptation), tanh images for ARN's Tanh decoder."""
+    if recipe.method.name != METHOD:
+        return []
+    c = recipe.method.config
+    problems = _network_problems(recipe)
+    if recipe.losses:
+        problems.append(RecipeProblem("$.losses", "arn sets its loss weights in [method] "
+                                      "(w_cls, w_rec, w_dif, w_mmd, w_ctr); remove "
+                                      "[[losses]]"))
+    if c.source_only:
+        return problems
+    if not recipe.data.target:
+        problems.append(RecipeProblem("$.data.target", "arn adapts to unlabelled target "
+                                      "images: add a [[data.target]] dataset (or set "
+                                      "method.source_only = true for the pretraining stage)"))
+    if c.pretrained and c.pretrained not in recipe.requires \
+            and not Path(c.pretrained).expanduser().exists():
+        roles = ", ".join(recipe.requires) or "none"
+        problems.append(RecipeProblem("$.method.pretrained", f"'{c.pretrained}' is neither a "
+                                      f"[requires.<role>] of this recipe (roles: {roles}) nor "
+                                      f"an existing run; add [requires.{c.pretrained}] with "
+                                      f"recipe = \"<a source_only arn recipe>\", or set "
+                                      f"pretrained = \"\" to start from the network as built"))
+    network = recipe.generators.get("network")
+    if (network is None or network.name == "arn_network") and c.w_rec > 0 \
+            and recipe.loader.normalize != "tanh":
+        problems.append(RecipeProblem("$.loader.normalize", f"ARN's decoder ends in Tanh and "
+                                      f"reconstructs the input: expected 'tanh' (the code's "
+                                      f"Normalize(0.5, 0.5)), got {recipe.loader.normalize!r}"))
+    return problems
+
+
+@hookimpl
+def reid_recipe_dirs() -> list[Path]:
+    return [Path(str(files(_PKG) / "recipes"))]
