@@ -11,7 +11,8 @@ Rules that keep ``reid --help`` fast and plugins independent:
 * The hook module imports no torch and does no work at import time; give build functions
   as ``"package.module:function"`` strings so heavy modules load only when used.
 * Never import another plugin or an underscore name of the core.
-* Component names are global per kind: a duplicate is an error naming both providers.
+* Component names are global per kind: a name two plugins register is a conflict, an
+  error (naming both providers) for a recipe that uses it and nothing else.
 
 The core registers its own components through these very hooks (``reidcore.builtin``).
 """
@@ -124,6 +125,8 @@ def reid_add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --- run lifecycle observers (loggers, profilers); return values are ignored ---------------
+# An observer that raises is reported on stderr with its plugin's name (once per hook, then
+# counted) and the run continues; the other plugins' observers still run.
 
 
 @hookspec
