@@ -75,8 +75,8 @@ def maybe_log_images(context: MethodContext, every: int, step: int,
         return
     epoch_done = clock.epoch + 1
     if epoch_done % every == 0 or epoch_done == context.recipe.train.epochs:
-        first = next(iter(rows.values()))
-        size = first.shape[-2:]
+        # the largest picture (the texture) sets the canvas; person images are padded
+        size = max((batch.shape[-2:] for batch in rows.values()), key=lambda s: s[0] * s[1])
         context.log_images("textures", {name: pad_to(batch.detach(), size, -1.0)
                                         if batch.shape[-2:] != size else batch
                                         for name, batch in rows.items()}, step + 1)
