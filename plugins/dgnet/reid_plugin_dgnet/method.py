@@ -1,0 +1,315 @@
+"""The ``dgnet`` method: one DG-Net iteration per engine step (official ``trainer.py`` order).
+
+Per iteration, with batches A (``images``, ``positives``) and B (``second``):
+
+1. forward: structure codes s = Es(gray(x)); appearance codes f = Ea(x) (clean images,
+   detached); self (G(s_a, f_a)), same-identity (G(s_a, f_pa)) and cross-identity
+   (x_ba = G(s_b, f_a), x_ab = G(s_a, f_b)) generations; identity logits of the *erased*
+   real images;
+2. D step on the detached x_ba, x_ab against the real x_a, x_b (LSGAN + R1);
+3. generator step, one backward for Ea, Es and G together: image reconstruction, code
+   reconstruction (Es again on the detached images with probability ``encoder_again``,
+   else a frozen copy of Es on the live ones), the code's cycle, identity on real and
+   (through a frozen copy of Ea) on generated images, adversarial, and after the warm-up
+   the teacher's KL on the primary head and the fine-grained CE (structure provider's
+   label) on the detached generated images through the live Ea.
+
+The frozen copies are made once and refreshed in place every iteration (a parameter copy,
+not a deep copy); their BatchNorm layers run on batch statistics, as the official
+``train_bn``. D takes no gradient in the generator step.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from reidcore.api import Clock, ClockLR, MethodContext, Optimization, ReidError
+from torch import nn
+from torch.nn import functional as F
+
+from reid_plugin_dgnet.augment import random_erasing
+from reid_plugin_dgnet.config import DGNetConfig
+from reid_plugin_dgnet.losses import (
+    discriminator_loss,
+    generator_loss,
+    l1,
+    soft_label,
+    teacher_kl,
+)
+from reid_plugin_dgnet.networks import AppearanceEncoder, to_gray
+from reid_plugin_dgnet.schedule import loss_weights, lr_factor
+from reid_plugin_dgnet.swap import swap_rows
+from reid_plugin_dgnet.teacher import Teacher, load_teacher
+
+ROLES = {"structure": "dgnet_structure_encoder", "decoder": "dgnet_decoder",
+         "discriminator": "dgnet_discriminator"}
+
+
+def _sync(frozen: nn.Module, live: nn.Module) -> None:
+    """Copy ``live``'s parameters and buffers into ``frozen`` in place."""
+    with torch.no_grad():
+        for dst, src in zip(frozen.parameters(), live.parameters(), strict=True):
+            dst.copy_(src)
+        for dst, src in zip(frozen.buffers(), live.buffers(), strict=True):
+            dst.copy_(src)
+
+
+def _bn_train(module: nn.Module) -> nn.Module:
+    """Eval mode except BatchNorm (batch statistics): the official ``train_bn``."""
+    module.eval()
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()
+    return module
+
+
+class DGNet:
+    """A :class:`reidcore.api.Method`; modules ``ea``, ``es``, ``decoder``, ``discriminator``."""
+
+    def __init__(self, config: DGNetConfig, context: MethodContext):
+        self.config, self.context = config, context
+        self.ea = AppearanceEncoder(context.build_backbone("timm"), context.num_classes,
+                                    config.stripes, config.bottleneck, config.primary_dropout,
+                                    config.fine_dropout)
+        self.es = context.build_generator("structure", ROLES["structure"])
+        self.decoder = context.build_generator("decoder", ROLES["decoder"])
+        self.discriminator = context.build_generator("discriminator", ROLES["discriminator"])
+        self._check_sizes()
+        self.normalize = context.recipe.loader.normalize
+        self.teacher: Teacher | None = None
+        if context.run_dir is not None and not context.meta:  # fail before any training
+            self.teacher = load_teacher(context, config.teacher, config.teacher_bn)
+        self._ea_frozen: nn.Module | None = None
+        self._es_frozen: nn.Module | None = None
+        self._optimization: Optimization | None = None
+
+    def _check_sizes(self) -> None:
+        decoder = getattr(self.decoder, "config", None)
+        if decoder is None:
+            return
+        if decoder.code_dim != self.ea.code_dim:
+            raise ReidError(f"generators.decoder.code_dim = {decoder.code_dim} but Ea's "
+                            f"appearance code has {self.ea.channels} channels x "
+                            f"{self.ea.stripes} stripes = {self.ea.code_dim}: set "
+                            f"generators.decoder.code_dim = {self.ea.code_dim}")
+        channels = getattr(self.es, "output_channels", decoder.dim)
+        if channels != decoder.dim:
+            raise ReidError(f"generators.decoder.dim = {decoder.dim} but the structure "
+                            f"encoder outputs {channels} channels: set "
+                            f"generators.decoder.dim = {channels}")
+
+    # -- Method contract ---------------------------------------------------------------
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        return {"ea": self.ea, "es": self.es, "decoder": self.decoder,
+                "discriminator": self.discriminator}
+
+    def configure_optimizers(self) -> Optimization:
+        cfg, context = self.config, self.context
+        groups = self.ea.parameter_groups()
+        ea = torch.optim.SGD(
+            [{"params": [p for p in groups["backbone"] if p.requires_grad], "lr": cfg.lr_ea,
+              "name": "backbone"},
+             {"params": groups["heads"], "lr": cfg.lr_ea * cfg.head_lr_mult, "name": "heads"}],
+            lr=cfg.lr_ea, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
+            weight_decay=cfg.weight_decay)
+        betas = (cfg.beta1, cfg.beta2)
+        gen = torch.optim.Adam(
+            [{"params": [*self.es.parameters(), *self.decoder.parameters()],
+              "name": "generator"}], lr=cfg.lr_g, betas=betas, weight_decay=cfg.weight_decay)
+        dis = torch.optim.Adam([{"params": list(self.discriminator.parameters()),
+                                 "name": "discriminator"}],
+                               lr=cfg.lr_d, betas=betas, weight_decay=cfg.weight_decay)
+        if context.clock is None:
+            context.clock = Clock(length=context.steps_per_epoch)
+        optimizers = {"ea": ea, "generator": gen, "discriminator": dis}
+        schedulers = {name: ClockLR(opt, lambda clock: lr_factor(cfg, clock.step),
+                                    context.clock) for name, opt in optimizers.items()}
+        self._optimization = Optimization(optimizers, schedulers)
+        return self._optimization
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Both heads' 512-d features, each L2-normalised and summed with the mirrored
+        image's, normalised again, concatenated: 1024-d for cosine ranking."""
+        primary, fine = self.ea.features(images)
+        primary_f, fine_f = self.ea.features(images.flip(3))
+        primary = F.normalize(F.normalize(primary) + F.normalize(primary_f))
+        fine = F.normalize(F.normalize(fine) + F.normalize(fine_f))
+        return torch.cat([primary, fine], 1)
+
+    # -- frozen copies -------------------------------------------------------------------
+
+    def frozen_ea(self) -> nn.Module:
+        """Ea's frozen twin, refreshed in place (no gradient to its weights; gradients flow
+        to its input, i.e. to G)."""
+        if self._ea_frozen is None:
+            self._ea_frozen = copy.deepcopy(self.ea).requires_grad_(False)
+        _sync(self._ea_frozen, self.ea)
+        return _bn_train(self._ea_frozen)
+
+    def frozen_es(self) -> nn.Module:
+        if self._es_frozen is None:
+            self._es_frozen = copy.deepcopy(self.es).requires_grad_(False)
+        _sync(self._es_frozen, self.es)
+        return self._es_frozen.eval()
+
+    # -- one iteration -------------------------------------------------------------------
+
+    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
+        if self._optimization is None:
+            self.configure_optimizers()
+        assert self._optimization is not None
+        cfg, context = self.config, self.context
+        precision, opt = context.precision, self._optimization.optimizers
+        weights = loss_weights(cfg, step)
+        if self.teacher is None and weights["prim"] > 0:
+            self.teacher = load_teacher(context, cfg.teacher, cfg.teacher_bn)
+        x_a, l_a, xp_a = context.inputs(batch, "images", "pids", "positives")
+        x_b, l_b, xp_b = context.inputs(batch, "second.images", "second.pids",
+                                        "second.positives")
+        for module in self.modules().values():
+            module.train()
+        ea, es, decoder, dis = self.ea, self.es, self.decoder, self.discriminator
+
+        with precision.autocast():  # 1. forward
+            s_a, s_b = es(to_gray(x_a)), es(to_gray(x_b))
+            with torch.no_grad():
+                f_a, f_b = ea.encode(x_a), ea.encode(x_b)
+                fp_a, fp_b = ea.encode(xp_a), ea.encode(xp_b)
+            x_ba, x_ab = decoder(s_b, f_a), decoder(s_a, f_b)
+            x_a_rec, x_b_rec = decoder(s_a, f_a), decoder(s_b, f_b)
+            xp_a_rec, xp_b_rec = decoder(s_a, fp_a), decoder(s_b, fp_b)
+            _, p_a, pf_a = ea(random_erasing(x_a, cfg.erasing))
+            _, p_b, pf_b = ea(random_erasing(x_b, cfg.erasing))
+            _, pp_a, _ = ea(random_erasing(xp_a, cfg.erasing))
+            _, pp_b, _ = ea(random_erasing(xp_b, cfg.erasing))
+
+        # 2. discriminator step
+        with precision.autocast():
+            d_a, r1_a = discriminator_loss(dis, x_ba, x_a, cfg.r1_w)
+            d_b, r1_b = discriminator_loss(dis, x_ab, x_b, cfg.r1_w)
+            loss_d = cfg.gan_w * (d_a + d_b)
+        opt["discriminator"].zero_grad(set_to_none=True)
+        precision.backward(loss_d)
+        context.sync_gradients(dis)
+        precision.step(opt["discriminator"])
+
+        # 3. generator step (Ea, Es, G)
+        dis.requires_grad_(False)
+        try:
+            terms = self._generator_terms(
+                weights, x_a, x_b, l_a, l_b, s_a, s_b, f_a, f_b, x_ba, x_ab,
+                (x_a_rec, x_b_rec, xp_a_rec, xp_b_rec), (p_a, p_b, pf_a, pf_b, pp_a, pp_b))
+            total = self._total(terms, weights)
+            opt["ea"].zero_grad(set_to_none=True)
+            opt["generator"].zero_grad(set_to_none=True)
+            precision.backward(total)
+        finally:
+            dis.requires_grad_(True)
+        context.sync_gradients(ea, es, decoder)
+        precision.step(opt["generator"])
+        precision.step(opt["ea"])
+
+        self._maybe_log_images(step, torch.cat([x_a, x_b])[:cfg.swap_images])
+        metrics = {"loss": float(total.detach()), "loss_d": float(loss_d.detach()),
+                   "r1": float((r1_a + r1_b).detach()),
+                   "accuracy": float(torch.cat([p_a.argmax(1) == l_a, p_b.argmax(1) == l_b])
+                                     .float().mean())}
+        metrics.update({f"loss/{k}": float(v.detach()) for k, v in terms.items()})
+        metrics.update({f"weight/{k}": v for k, v in weights.items()})
+        return metrics
+
+    def _generator_terms(self, weights: Mapping[str, float], x_a, x_b, l_a, l_b, s_a, s_b,
+                         f_a, f_b, x_ba, x_ab, recons, logits) -> dict[str, torch.Tensor]:
+        """Every loss term of the generator step, unweighted (see the module docstring)."""
+        cfg, es, dis = self.config, self.es, self.discriminator
+        x_a_rec, x_b_rec, xp_a_rec, xp_b_rec = recons
+        p_a, p_b, pf_a, pf_b, pp_a, pp_b = logits
+        x_ba_c, x_ab_c = x_ba.detach(), x_ab.detach()
+        with self.context.precision.autocast():
+            if random.uniform(0, 1) <= cfg.encoder_again:  # Es learns, images fixed
+                s_a_rec, s_b_rec = es(to_gray(x_ab_c)), es(to_gray(x_ba_c))
+            else:  # Es fixed, G learns through the images
+                frozen_es = self.frozen_es()
+                s_a_rec, s_b_rec = frozen_es(to_gray(x_ab)), frozen_es(to_gray(x_ba))
+            frozen_ea = self.frozen_ea()
+            f_a_rec, p_a_rec, _ = frozen_ea(x_ba)
+            f_b_rec, p_b_rec, _ = frozen_ea(x_ab)
+            terms = {
+                "recon_x": l1(x_a_rec, x_a) + l1(x_b_rec, x_b),
+                "recon_xp": l1(xp_a_rec, x_a) + l1(xp_b_rec, x_b),
+                # both codes are detached (as the official code): logged, no gradient
+                "recon_f": l1(f_a_rec, f_a) + l1(f_b_rec, f_b),
+                "recon_s": l1(s_a_rec, s_a) + l1(s_b_rec, s_b),
+                "id": F.cross_entropy(p_a, l_a) + F.cross_entropy(p_b, l_b),
+                "id_fine": F.cross_entropy(pf_a, l_a) + F.cross_entropy(pf_b, l_b),
+                "pid": F.cross_entropy(pp_a, l_a) + F.cross_entropy(pp_b, l_b),
+                "recon_id": F.cross_entropy(p_a_rec, l_a) + F.cross_entropy(p_b_rec, l_b),
+                "adv": generator_loss(dis, x_ba) + generator_loss(dis, x_ab),
+            }
+            zero = x_a.new_zeros(())
+            terms["cycle"] = zero
+            if weights["cycle"] > 0:
+                terms["cycle"] = (l1(self.decoder(s_a_rec, f_a_rec), x_a)
+                                  + l1(self.decoder(s_b_rec, f_b_rec), x_b))
+            terms["teacher"], terms["fine"] = zero, zero
+            if weights["prim"] > 0:
+                assert self.teacher is not None
+                _, q_ba, qf_ba = self.ea(x_ba_c)
+                _, q_ab, qf_ab = self.ea(x_ab_c)
+                terms["teacher"] = (teacher_kl(q_ba, soft_label(self.teacher.logits, x_ba_c))
+                                    + teacher_kl(q_ab, soft_label(self.teacher.logits, x_ab_c)))
+                # fine-grained mining: the label of the STRUCTURE provider
+                terms["fine"] = F.cross_entropy(qf_ba, l_b) + F.cross_entropy(qf_ab, l_a)
+        return terms
+
+    def _total(self, terms: Mapping[str, torch.Tensor],
+               weights: Mapping[str, float]) -> torch.Tensor:
+        """The weighted sum (``configs/latest.yaml``): the fine head on real images and on
+        generated ones both weigh ``fine_w * lambda_prim``."""
+        cfg = self.config
+        return (cfg.gan_w * terms["adv"]
+                + cfg.recon_x_w * terms["recon_x"] + cfg.recon_xp_w * terms["recon_xp"]
+                + weights["code"] * (terms["recon_f"] + terms["recon_s"])
+                + weights["cycle"] * terms["cycle"]
+                + cfg.id_w * (terms["id"] + weights["fine"] * terms["id_fine"])
+                + cfg.pid_w * terms["pid"] + cfg.recon_id_w * terms["recon_id"]
+                + weights["prim"] * (terms["teacher"] + cfg.fine_w * terms["fine"]))
+
+    def _maybe_log_images(self, step: int, images: torch.Tensor) -> None:
+        """A swap grid every ``log_images_every`` iterations and after the last one."""
+        context, every = self.context, self.config.log_images_every
+        clock = context.clock
+        last = (clock is not None and clock.epoch == context.train.epochs - 1
+                and clock.index == clock.length - 1)
+        if not (last or (every and (step + 1) % every == 0)):
+            return
+        rows = swap_rows(self.ea, self.es, self.decoder, images.detach(), self.normalize)
+        context.log_images("swap", rows, step + 1, value_range=(0.0, 1.0),
+                           limit=images.shape[0] + 1)
+
+
+def build(config: DGNetConfig, *, context: MethodContext) -> DGNet:
+    return DGNet(config, context)
+
+
+# --- contract example -----------------------------------------------------------------------
+
+
+def recipe_example() -> dict[str, Any]:
+    """A narrow DG-Net at 64x32: ResNet-18 trunk (code 512 x 4), Es dim 8, decoder 64."""
+    return {"backbone": {"name": "timm", "model": "resnet18", "last_stride": 1,
+                         "pooling": "max"},
+            "generators": {"structure": {"name": "dgnet_structure_encoder", "dim": 8,
+                                         "dilations": [1, 2, 3]},
+                           "decoder": {"name": "dgnet_decoder", "dim": 64, "code_dim": 2048,
+                                       "mlp_dim": 64},
+                           "discriminator": {"name": "dgnet_discriminator", "dim": 8}},
+            "loader": {"height": 64, "width": 32, "positive": True, "second_batch": True,
+                       "erasing": 0.0, "sampler": "random"},
+            "evaluate": {"name": "ranking", "metric": "cosine", "flip": False}}
