@@ -1,0 +1,186 @@
+"""The arn method on a tiny network: what each loss sees, gradient routing, the target's
+labels, the pretrained stage and a few steps that learn."""
+
+from collections.abc import Mapping
+
+import pytest
+import torch
+from reidcore.api import Clock, MethodContext, ReidError
+
+from reid_plugin_arn.method import TINY_NETWORK
+
+B = 8
+
+
+def make_arn(registry, method=None, network=None, num_classes=4, requires=None, run_dir=None):
+    from reidcore.testing import method_context
+
+    raw = {"method": {"pretrained": "", "dropout": 0.0, **(method or {})},
+           "generators": {"network": {**TINY_NETWORK, **(network or {})}},
+           "data": {"source": [{"name": "synthetic", "size": "64x32"}],
+                    "target": [{"name": "synthetic", "style": "real", "size": "64x32"}]},
+           "loader": {"height": 64, "width": 32, "normalize": "tanh", "sampler": "random"},
+           "train": {"optimizer": "sgd", "lr": 0.01, "schedule": "constant",
+                     "warmup_epochs": 0}}
+    if requires:
+        raw["requires"] = requires
+    spec = registry.get("method", "arn")
+    recipe = method_context(spec, raw).recipe
+    context = MethodContext(recipe=recipe, registry=registry, num_classes=num_classes,
+                            steps_per_epoch=2, clock=Clock(length=2), run_dir=run_dir)
+    torch.manual_seed(0)
+    return spec.create(recipe.method.config, context=context)
+
+
+def make_batch(seed=1, target_seed=2):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.Generator().manual_seed(target_seed)
+    return {"images": torch.rand(B, 3, 64, 32, generator=g) * 2 - 1,
+            "pids": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]),
+            "target": {"images": torch.rand(B, 3, 64, 32, generator=t) * 2 - 1}}
+
+
+class NoLabels(Mapping):
+    """A target batch whose labels fail the test when anything reads them."""
+
+    def __init__(self, data):
+        self.data = dict(data)
+
+    def __getitem__(self, key):
+        assert key != "pids", "the target's labels were read"
+        return self.data[key]
+
+    def __contains__(self, key):
+        assert key != "pids", "the target's labels were looked for"
+        return key in self.data
+
+    def __iter__(self):
+        return iter(k for k in self.data if k != "pids")
+
+    def __len__(self):
+        return len(self.data) - ("pids" in self.data)
+
+
+def grads(module):
+    return {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+def losses_and_grads(arn, batch):
+    for p in [*arn.net.parameters(), *arn.classifier.parameters()]:
+        p.grad = None
+    torch.manual_seed(5)
+    total, parts, _ = arn.losses(batch)
+    total.backward()
+    return parts, {"classifier": grads(arn.classifier), "source": grads(arn.net.private.source),
+                   "target": grads(arn.net.private.target), "shared": grads(arn.net.shared)}
+
+
+def test_target_labels_never_reach_a_loss(registry):
+    arn = make_arn(registry)
+    batch = make_batch()
+    poisoned = {**batch, "target": NoLabels({**batch["target"], "pids": torch.arange(B)})}
+    metrics = arn.training_step(poisoned, 0)  # reads no target label
+    assert {"loss/cls", "loss/rec", "loss/dif", "loss/mmd", "loss/ctr"} <= set(metrics)
+    # and the loss does not depend on them either
+    other = {**batch, "target": NoLabels({**batch["target"], "pids": torch.zeros(B)})}
+    arn2 = make_arn(registry)
+    assert arn2.training_step(other, 0) == metrics
+
+
+def test_the_classifier_sees_only_source_features(registry):
+    arn = make_arn(registry)
+    seen = []
+    arn.classifier.register_forward_hook(lambda m, args, out: seen.append(args[0].detach()))
+    batch = make_batch()
+    arn.training_step(batch, 0)
+    assert len(seen) == 1 and seen[0].shape == (B, arn.net.feature_dim)
+    # classifier gradients do not change when only the target batch changes
+    arn = make_arn(registry)
+    _, g1 = losses_and_grads(arn, make_batch(target_seed=2))
+    _, g2 = losses_and_grads(arn, make_batch(target_seed=3))
+    for name in g1["classifier"]:
+        assert torch.allclose(g1["classifier"][name], g2["classifier"][name], atol=1e-6)
+
+
+def test_private_encoders_see_only_their_domain(registry):
+    arn = make_arn(registry)
+    _, base = losses_and_grads(arn, make_batch(seed=1, target_seed=2))
+    _, new_target = losses_and_grads(arn, make_batch(seed=1, target_seed=3))
+    _, new_source = losses_and_grads(arn, make_batch(seed=4, target_seed=2))
+    assert base["source"] and base["target"]  # both private encoders get gradients
+    for name, value in base["source"].items():  # E_S: unchanged by the target images
+        assert torch.allclose(value, new_target["source"][name], atol=1e-6)
+    for name, value in base["target"].items():  # E_T: unchanged by the source images
+        assert torch.allclose(value, new_source["target"][name], atol=1e-6)
+    # while the shared encoder sees both
+    assert any(not torch.allclose(v, new_target["shared"][k]) for k, v in base["shared"].items())
+    assert any(not torch.allclose(v, new_source["shared"][k]) for k, v in base["shared"].items())
+
+
+def test_source_only_stage_trains_e_i_e_c_and_the_classifier(registry):
+    arn = make_arn(registry, method={"source_only": True, "w_ctr": 0.0})
+    names = {id(p) for p in arn.trained_parameters()["network"]}
+    assert names == {id(p) for p in [*arn.net.trunk.parameters(), *arn.net.shared.parameters()]}
+    batch = make_batch()
+    del batch["target"]
+    metrics = arn.training_step(batch, 0)
+    assert set(metrics) == {"loss/cls", "accuracy", "loss"}
+    assert all(p.grad is None for p in arn.net.private.parameters())
+    assert all(p.grad is None for p in arn.net.decoder.parameters())
+
+
+def test_weights_and_ablations(registry):
+    arn = make_arn(registry, method={"w_mmd": 0.0}, network={"private": False})
+    _, parts, _ = arn.losses(make_batch())
+    assert set(parts) == {"loss/cls", "accuracy", "loss/ctr", "loss/rec"}
+    arn = make_arn(registry, method={"w_cls": 0, "w_rec": 0, "w_dif": 0, "w_ctr": 0,
+                                     "w_mmd": 1.0})
+    total, parts, _ = arn.losses(make_batch())
+    assert total.item() == pytest.approx(parts["loss/mmd"].item())
+
+
+def test_sgd_as_the_code(registry):
+    from reidcore.api import load_recipe
+    from reidcore.plugins import get_plugins
+
+    _, recipe = load_recipe("arn-duke2market", get_plugins())
+    t = recipe.train
+    assert (t.optimizer, t.lr, t.momentum, t.weight_decay, t.schedule, t.warmup_epochs) == (
+        "sgd", 1e-3, 0.9, 5e-4, "constant", 0)
+    assert t.steps_per_epoch == 2000 and t.eval_every == 1 and t.checkpoint_every == 1
+    assert recipe.loader.identities * recipe.loader.instances == 16
+    assert recipe.loader.target_batch_size == 16
+    c = recipe.method.config
+    assert (c.w_rec, c.w_dif, c.w_mmd, c.w_ctr) == (0.1, 0.1, 0.1, 0.1)
+
+
+def test_a_few_steps_learn(registry):
+    arn = make_arn(registry)
+    batch = make_batch()
+    first = arn.training_step(batch, 0)
+    for step in range(1, 15):
+        last = arn.training_step(batch, step)
+    assert last["loss"] < 0.7 * first["loss"]
+    assert last["loss/cls"] < first["loss/cls"]
+    assert last["loss/rec"] < first["loss/rec"]
+
+
+def test_missing_pretrained_run_is_a_clear_error(registry, tmp_path):
+    from reidcore.api import load_recipe
+    from reidcore.plugins import get_plugins
+
+    with pytest.raises(ReidError, match=r"required run 'pretrained' is missing.*reid run"):
+        make_arn(registry, method={"pretrained": "pretrained"},
+                 requires={"pretrained": {"recipe": "arn-synthetic-pretrain"}},
+                 run_dir=tmp_path / "run")
+    with pytest.raises(ReidError, match=r"method.pretrained.*neither a \[requires"):
+        load_recipe("arn-synthetic", get_plugins(), ["method.pretrained=teacher"])
+
+
+def test_identity_pose_network_trains_through_the_same_method(registry):
+    arn = make_arn(registry, network={"name": "identity_pose_network",
+                                      "decoder_channels": [32, 16, 16, 8, 3]})
+    metrics = arn.training_step(make_batch(), 0)
+    assert {"loss/cls", "loss/rec", "loss/dif", "loss/mmd", "loss/ctr"} <= set(metrics)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert arn.embed(torch.randn(2, 3, 64, 32)).shape == (2, 64)
