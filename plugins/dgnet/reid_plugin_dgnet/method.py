@@ -21,9 +21,10 @@ not a deep copy); their BatchNorm layers run on batch statistics, as the officia
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -174,65 +175,81 @@ class DGNet:
                                         "second.positives")
         for module in self.modules().values():
             module.train()
-        ea, es, decoder, dis = self.ea, self.es, self.decoder, self.discriminator
+        out = self.forward(x_a, x_b, xp_a, xp_b)  # 1. forward
 
-        with precision.autocast():  # 1. forward
-            s_a, s_b = es(to_gray(x_a)), es(to_gray(x_b))
-            with torch.no_grad():
-                f_a, f_b = ea.encode(x_a), ea.encode(x_b)
-                fp_a, fp_b = ea.encode(xp_a), ea.encode(xp_b)
-            x_ba, x_ab = decoder(s_b, f_a), decoder(s_a, f_b)
-            x_a_rec, x_b_rec = decoder(s_a, f_a), decoder(s_b, f_b)
-            xp_a_rec, xp_b_rec = decoder(s_a, fp_a), decoder(s_b, fp_b)
-            _, p_a, pf_a = ea(random_erasing(x_a, cfg.erasing))
-            _, p_b, pf_b = ea(random_erasing(x_b, cfg.erasing))
-            _, pp_a, _ = ea(random_erasing(xp_a, cfg.erasing))
-            _, pp_b, _ = ea(random_erasing(xp_b, cfg.erasing))
-
-        # 2. discriminator step
-        with precision.autocast():
-            d_a, r1_a = discriminator_loss(dis, x_ba, x_a, cfg.r1_w)
-            d_b, r1_b = discriminator_loss(dis, x_ab, x_b, cfg.r1_w)
-            loss_d = cfg.gan_w * (d_a + d_b)
+        loss_d, r1 = self.discriminator_loss(out)  # 2. discriminator step
         opt["discriminator"].zero_grad(set_to_none=True)
         precision.backward(loss_d)
-        context.sync_gradients(dis)
+        context.sync_gradients(self.discriminator)
         precision.step(opt["discriminator"])
 
-        # 3. generator step (Ea, Es, G)
-        dis.requires_grad_(False)
-        try:
-            terms = self._generator_terms(
-                weights, x_a, x_b, l_a, l_b, s_a, s_b, f_a, f_b, x_ba, x_ab,
-                (x_a_rec, x_b_rec, xp_a_rec, xp_b_rec), (p_a, p_b, pf_a, pf_b, pp_a, pp_b))
-            total = self._total(terms, weights)
+        with self.discriminator_frozen():  # 3. generator step (Ea, Es, G)
+            terms = self.generator_terms(out, l_a, l_b, weights)
+            total = self.total(terms, weights)
             opt["ea"].zero_grad(set_to_none=True)
             opt["generator"].zero_grad(set_to_none=True)
             precision.backward(total)
-        finally:
-            dis.requires_grad_(True)
-        context.sync_gradients(ea, es, decoder)
+        context.sync_gradients(self.ea, self.es, self.decoder)
         precision.step(opt["generator"])
         precision.step(opt["ea"])
 
         self._maybe_log_images(step, torch.cat([x_a, x_b])[:cfg.swap_images])
+        p_a, p_b = out["p_a"].detach(), out["p_b"].detach()
         metrics = {"loss": float(total.detach()), "loss_d": float(loss_d.detach()),
-                   "r1": float((r1_a + r1_b).detach()),
+                   "r1": float(r1.detach()),
                    "accuracy": float(torch.cat([p_a.argmax(1) == l_a, p_b.argmax(1) == l_b])
                                      .float().mean())}
         metrics.update({f"loss/{k}": float(v.detach()) for k, v in terms.items()})
         metrics.update({f"weight/{k}": v for k, v in weights.items()})
         return metrics
 
-    def _generator_terms(self, weights: Mapping[str, float], x_a, x_b, l_a, l_b, s_a, s_b,
-                         f_a, f_b, x_ba, x_ab, recons, logits) -> dict[str, torch.Tensor]:
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, xp_a: torch.Tensor,
+                xp_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Codes, the six generations and the identity logits of the erased real images."""
+        cfg, ea, es, decoder = self.config, self.ea, self.es, self.decoder
+        with self.context.precision.autocast():
+            s_a, s_b = es(to_gray(x_a)), es(to_gray(x_b))
+            with torch.no_grad():  # the code is detached anyway; BN statistics still move
+                f_a, f_b = ea.encode(x_a), ea.encode(x_b)
+                fp_a, fp_b = ea.encode(xp_a), ea.encode(xp_b)
+            out = {"x_a": x_a, "x_b": x_b, "s_a": s_a, "s_b": s_b, "f_a": f_a, "f_b": f_b,
+                   "x_ba": decoder(s_b, f_a), "x_ab": decoder(s_a, f_b),
+                   "x_a_rec": decoder(s_a, f_a), "x_b_rec": decoder(s_b, f_b),
+                   "xp_a_rec": decoder(s_a, fp_a), "xp_b_rec": decoder(s_b, fp_b)}
+            _, out["p_a"], out["pf_a"] = ea(random_erasing(x_a, cfg.erasing))
+            _, out["p_b"], out["pf_b"] = ea(random_erasing(x_b, cfg.erasing))
+            out["pp_a"] = ea(random_erasing(xp_a, cfg.erasing))[1]
+            out["pp_b"] = ea(random_erasing(xp_b, cfg.erasing))[1]
+        return out
+
+    def discriminator_loss(self, out: Mapping[str, torch.Tensor]
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's loss on the detached x_ba vs x_a and x_ab vs x_b, and its R1 part."""
+        cfg = self.config
+        with self.context.precision.autocast():
+            d_a, r1_a = discriminator_loss(self.discriminator, out["x_ba"], out["x_a"], cfg.r1_w)
+            d_b, r1_b = discriminator_loss(self.discriminator, out["x_ab"], out["x_b"], cfg.r1_w)
+        return cfg.gan_w * (d_a + d_b), r1_a + r1_b
+
+    @contextlib.contextmanager
+    def discriminator_frozen(self) -> Iterator[None]:
+        """D takes no gradient from the generator step."""
+        self.discriminator.requires_grad_(False)
+        try:
+            yield
+        finally:
+            self.discriminator.requires_grad_(True)
+
+    def generator_terms(self, out: Mapping[str, torch.Tensor], l_a: torch.Tensor,
+                        l_b: torch.Tensor, weights: Mapping[str, float]
+                        ) -> dict[str, torch.Tensor]:
         """Every loss term of the generator step, unweighted (see the module docstring)."""
         cfg, es, dis = self.config, self.es, self.discriminator
-        x_a_rec, x_b_rec, xp_a_rec, xp_b_rec = recons
-        p_a, p_b, pf_a, pf_b, pp_a, pp_b = logits
+        x_a, x_b, s_a, s_b = out["x_a"], out["x_b"], out["s_a"], out["s_b"]
+        x_ba, x_ab = out["x_ba"], out["x_ab"]
         x_ba_c, x_ab_c = x_ba.detach(), x_ab.detach()
         with self.context.precision.autocast():
-            if random.uniform(0, 1) <= cfg.encoder_again:  # Es learns, images fixed
+            if random.uniform(0, 1) < cfg.encoder_again:  # Es learns, images fixed
                 s_a_rec, s_b_rec = es(to_gray(x_ab_c)), es(to_gray(x_ba_c))
             else:  # Es fixed, G learns through the images
                 frozen_es = self.frozen_es()
@@ -240,16 +257,17 @@ class DGNet:
             frozen_ea = self.frozen_ea()
             f_a_rec, p_a_rec, _ = frozen_ea(x_ba)
             f_b_rec, p_b_rec, _ = frozen_ea(x_ab)
+            ce = F.cross_entropy
             terms = {
-                "recon_x": l1(x_a_rec, x_a) + l1(x_b_rec, x_b),
-                "recon_xp": l1(xp_a_rec, x_a) + l1(xp_b_rec, x_b),
+                "recon_x": l1(out["x_a_rec"], x_a) + l1(out["x_b_rec"], x_b),
+                "recon_xp": l1(out["xp_a_rec"], x_a) + l1(out["xp_b_rec"], x_b),
                 # both codes are detached (as the official code): logged, no gradient
-                "recon_f": l1(f_a_rec, f_a) + l1(f_b_rec, f_b),
+                "recon_f": l1(f_a_rec, out["f_a"]) + l1(f_b_rec, out["f_b"]),
                 "recon_s": l1(s_a_rec, s_a) + l1(s_b_rec, s_b),
-                "id": F.cross_entropy(p_a, l_a) + F.cross_entropy(p_b, l_b),
-                "id_fine": F.cross_entropy(pf_a, l_a) + F.cross_entropy(pf_b, l_b),
-                "pid": F.cross_entropy(pp_a, l_a) + F.cross_entropy(pp_b, l_b),
-                "recon_id": F.cross_entropy(p_a_rec, l_a) + F.cross_entropy(p_b_rec, l_b),
+                "id": ce(out["p_a"], l_a) + ce(out["p_b"], l_b),
+                "id_fine": ce(out["pf_a"], l_a) + ce(out["pf_b"], l_b),
+                "pid": ce(out["pp_a"], l_a) + ce(out["pp_b"], l_b),
+                "recon_id": ce(p_a_rec, l_a) + ce(p_b_rec, l_b),
                 "adv": generator_loss(dis, x_ba) + generator_loss(dis, x_ab),
             }
             zero = x_a.new_zeros(())
@@ -259,16 +277,17 @@ class DGNet:
                                   + l1(self.decoder(s_b_rec, f_b_rec), x_b))
             terms["teacher"], terms["fine"] = zero, zero
             if weights["prim"] > 0:
-                assert self.teacher is not None
+                if self.teacher is None:
+                    self.teacher = load_teacher(self.context, cfg.teacher, cfg.teacher_bn)
                 _, q_ba, qf_ba = self.ea(x_ba_c)
                 _, q_ab, qf_ab = self.ea(x_ab_c)
                 terms["teacher"] = (teacher_kl(q_ba, soft_label(self.teacher.logits, x_ba_c))
                                     + teacher_kl(q_ab, soft_label(self.teacher.logits, x_ab_c)))
                 # fine-grained mining: the label of the STRUCTURE provider
-                terms["fine"] = F.cross_entropy(qf_ba, l_b) + F.cross_entropy(qf_ab, l_a)
+                terms["fine"] = ce(qf_ba, l_b) + ce(qf_ab, l_a)
         return terms
 
-    def _total(self, terms: Mapping[str, torch.Tensor],
+    def total(self, terms: Mapping[str, torch.Tensor],
                weights: Mapping[str, float]) -> torch.Tensor:
         """The weighted sum (``configs/latest.yaml``): the fine head on real images and on
         generated ones both weigh ``fine_w * lambda_prim``."""
