@@ -496,6 +496,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="engine+: torch.compile")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--repeats", type=int, default=1, help="CPU: best of N")
+    parser.add_argument("--main-threads", type=int, default=0,
+                        help="torch threads of the main process (0: torch's default); fewer "
+                             "leave the cores to the loader workers")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--matrix", action="store_true",
                         help="on CPU: run the GPU table (every method, alone/engine/engine+) "
@@ -505,6 +508,8 @@ def main() -> None:
                         metavar="KEY=VALUE", help="recipe overrides for the table")
     args = parser.parse_args()
     args.warmup = max(args.warmup, 1)
+    if args.main_threads:
+        torch.set_num_threads(args.main_threads)
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     device = "cuda" if cuda else "cpu"
     if cuda and args.workers is None:
