@@ -17,8 +17,7 @@ from reidcore.errors import ReidError
 
 def _method_modules() -> dict[str, nn.Module]:
     torch.manual_seed(0)
-    network = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+    network = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 5))
     return {"network": network, "losses": nn.CrossEntropyLoss()}
 
 
@@ -40,7 +39,7 @@ def test_compiled_in_place_same_outputs_same_state_dict_keys():
     assert result.compiled == ["network"]
     assert result.skipped == {"losses": "no trainable parameters"}
     assert list(modules["network"].state_dict()) == keys  # checkpoints unchanged
-    x = torch.randn(2, 3, 8, 4, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(3, 6, generator=torch.Generator().manual_seed(1))
     out = modules["network"](x)
     assert isinstance(modules["network"]._compiled_call_impl, rc.GuardedCall)
     assert modules["network"]._compiled_call_impl.failure is None
@@ -61,7 +60,7 @@ def test_failure_at_first_call_falls_back_to_eager_and_says_so_once():
     logged: list[str] = []
     rc.compile_networks(modules, torch.device("cpu"), backend=broken, log=logged.append,
                         check=False)
-    x = torch.randn(2, 3, 8, 4, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(3, 6, generator=torch.Generator().manual_seed(2))
     for _ in range(3):
         assert torch.equal(modules["network"](x), reference["network"](x))
     failures = [m for m in logged if "failed" in m]
