@@ -126,8 +126,8 @@ class DeviceLoader:
         stream = torch.cuda.Stream(device=device)
 
         def stage(batch: Any) -> tuple[Any, torch.cuda.Event]:
-            # the side stream must not copy into memory the step's stream still uses
-            stream.wait_stream(torch.cuda.current_stream(device))
+            # no wait for the step's stream: the caching allocator gives the side stream only
+            # blocks it owns, and pinned sources are kept until their copy is done
             with torch.cuda.stream(stream):
                 moved = move_batch(batch, device, self.channels_last, non_blocking=True)
                 done = torch.cuda.Event()
