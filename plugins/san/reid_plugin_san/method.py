@@ -255,21 +255,29 @@ class San:
             loaded = context.load_run(c.san_pg, modules=["backbone", "decoder"])
             decode, sizes = san_pg_decoder(loaded)
             if tuple(sizes["texture_size"]) != tuple(self.texture_size):
-                print(f"san: SAN-PG writes {sizes['texture_size']} textures; they are resized "
-                      f"to this recipe's {list(self.texture_size)}", flush=True)
+                self._say(f"san: SAN-PG writes {list(sizes['texture_size'])} textures; they "
+                          f"are resized to this recipe's {list(self.texture_size)}")
             images, names = [], []
             for section in context.recipe.data.source:
                 spec = context.registry.get(Kind.DATASET, section.name)
                 images += [r.path for r in spec.create(section.config).load().train]
                 names.append(section.name)
             identity = {**sizes.pop("identity"), "dataset": "+".join(names)}
-            write_textures(decode, images, out, identity=identity, device=context.device,
-                           desc="san_pg textures", **sizes)
+            manifest = write_textures(decode, images, out, identity=identity,
+                                      device=context.device, desc="san_pg textures", **sizes)
+            self._say(f"san: pseudo textures of {manifest['images']} training images in {out} "
+                      f"({manifest['written']} written, {manifest['skipped']} already there)")
         if context.world_size > 1:
             import torch.distributed as dist
 
             dist.barrier()
         return out
+
+    def _say(self, message: str) -> None:
+        """A line in the run's log (silent in quiet runs and outside a run)."""
+        logger = self.context.logger
+        if logger is not None and hasattr(logger, "print"):
+            logger.print(message)
 
 
 def build(config: SanConfig, *, context: MethodContext) -> San:
