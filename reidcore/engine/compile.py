@@ -190,7 +190,7 @@ def compile_networks(modules: Mapping[str, nn.Module], device: torch.device,
         result.compiled.append(name)
     if result.compiled:
         log(f"train.compile: compiling {', '.join(result.compiled)} ({backend}"
-            f"{', mode ' + mode if mode else ''}) at their first call")
+            f"{', mode ' + mode if mode else ''}) at the first call")
     return result
 
 
