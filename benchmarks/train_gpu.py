@@ -402,7 +402,8 @@ def run_matrix_case(plugins: Any, case: Case, precision: str, args: argparse.Nam
                 hand = hand_alone(trainer, batch, args.warmup, args.steps)
                 alone = method_alone(trainer, batch, args.warmup, args.steps)
                 baseline_limit = max(alone.images_per_s, hand.images_per_s if hand else 0)
-                print(_line("hand", hand), flush=True) if hand else None
+                if hand is not None:
+                    print(_line("hand", hand), flush=True)
                 print(_line("alone", alone), flush=True)
                 result = engine(trainer, args.warmup, args.steps)
                 print(_line("engine", result, baseline_limit), flush=True)
@@ -410,6 +411,10 @@ def run_matrix_case(plugins: Any, case: Case, precision: str, args: argparse.Nam
                 notes = apply_fixes(trainer, args)
                 result = engine(trainer, args.warmup, args.steps)
                 print(_line("engine+", result, baseline_limit, notes), flush=True)
+            if precision == args.precisions[0] or device == "cpu":  # the loader: once
+                name = "loader" if variant == "as-is" else "loader+"
+                print(_line(name, loader_alone(trainer, args.warmup, args.steps),
+                            baseline_limit), flush=True)
         finally:
             trainer.close()
             _restore_tf32(flags)
