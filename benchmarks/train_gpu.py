@@ -253,7 +253,7 @@ def loader_alone(trainer: Trainer, warmup: int, steps: int) -> Result:
     loader.set_epoch(1)
     iterator = iter(loader)
     size = trainer.recipe.loader.identities * trainer.recipe.loader.instances
-    result = _timed(torch.device("cpu"), size, warmup, steps, lambda _step: next(iterator))
+    result = _timed(trainer.device, size, warmup, steps, lambda _step: next(iterator))
     with contextlib.suppress(Exception):
         iterator.close()  # type: ignore[attr-defined]
     return result
