@@ -37,7 +37,7 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", type=Path, help="with --run: this checkpoint file")
     parser.add_argument("--device", default="cpu", help="with --run: cpu, cuda or auto")
     parser.add_argument("--metric", default=None,
-                        choices=["euclidean", "sqeuclidean", "cosine"],
+                        choices=["euclidean", "sqeuclidean", "cosine", "l1"],
                         help="distance (euclidean when not given; use the one of the recipe "
                              "that trained the features: many use cosine)")
     parser.add_argument("--normalisation", default="none", choices=["none", "l2"],

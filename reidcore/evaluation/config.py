@@ -29,7 +29,8 @@ def _positive_ranks(_instance, attribute, value) -> None:
 class RankingConfig:
     """Options of the ranking evaluator (CMC, mAP, mINP; optional re-ranking).
 
-    * ``metric``: distance between embeddings: ``euclidean``, ``sqeuclidean``, ``cosine``.
+    * ``metric``: distance between embeddings: ``euclidean``, ``sqeuclidean``, ``cosine``,
+      ``l1`` (cityblock).
     * ``normalisation``: ``l2`` normalises embeddings before anything else; ``none`` not.
     * ``flip``: test-time augmentation, read by the engine (not by the evaluator): when
       true the engine embeds each test image and its horizontal flip and averages the two
@@ -49,7 +50,7 @@ class RankingConfig:
     * ``chunk_rows``: query rows per distance chunk (0: about 256 MB per chunk).
     """
 
-    metric: Literal["euclidean", "sqeuclidean", "cosine"] = "euclidean"
+    metric: Literal["euclidean", "sqeuclidean", "cosine", "l1"] = "euclidean"
     normalisation: Literal["none", "l2"] = "none"
     flip: bool = False
     query_expansion: int = attrs.field(default=0, validator=attrs.validators.ge(0))

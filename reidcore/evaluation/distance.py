@@ -1,7 +1,9 @@
 """Pairwise distances in torch, in chunks, on the features' device (the GPU when there).
 
-Metrics: ``"euclidean"`` (``||q - g||``), ``"sqeuclidean"`` (``||q - g||^2``) and
-``"cosine"`` (``1 - cos(q, g)``). Smaller is closer for all three. Results come back as
+Metrics: ``"euclidean"`` (``||q - g||``), ``"sqeuclidean"`` (``||q - g||^2``),
+``"cosine"`` (``1 - cos(q, g)``) and ``"l1"`` (``sum |q - g|``, cityblock: ARN's evaluation;
+note that ARN's official code maps its ``L1`` to scipy's ``'hamming'``, the fraction of
+unequal coordinates, which is not L1). Smaller is closer for all four. Results come back as
 float32 NumPy arrays on the CPU, one chunk of query rows at a time, so that nothing
 larger than ``chunk_rows x num_gallery`` exists at once beyond the features themselves.
 """
@@ -16,8 +18,8 @@ import torch
 
 from reidcore.errors import ReidError
 
-Metric = Literal["euclidean", "sqeuclidean", "cosine"]
-METRICS: tuple[str, ...] = ("euclidean", "sqeuclidean", "cosine")
+Metric = Literal["euclidean", "sqeuclidean", "cosine", "l1"]
+METRICS: tuple[str, ...] = ("euclidean", "sqeuclidean", "cosine", "l1")
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 """Size of one chunk of the distance matrix (float32) when no row count is given."""
@@ -56,6 +58,9 @@ class _Prepared:
         if metric == "cosine":
             gallery = l2_normalise(gallery)
             self.g_sq = None
+        elif metric == "l1":
+            self.gallery = gallery
+            self.g_sq = None
         else:
             # a reduction without a gallery-sized temporary
             self.g_sq = torch.linalg.vector_norm(gallery, dim=1).square_()
@@ -63,6 +68,8 @@ class _Prepared:
 
     def block(self, query: torch.Tensor) -> torch.Tensor:
         query = query.to(self.gallery_t.dtype)
+        if self.metric == "l1":
+            return torch.cdist(query, self.gallery, p=1.0)
         if self.metric == "cosine":
             return torch.addmm(torch.ones((), dtype=query.dtype, device=query.device),
                                l2_normalise(query), self.gallery_t, beta=1.0, alpha=-1.0)

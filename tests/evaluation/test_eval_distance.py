@@ -10,6 +10,8 @@ from reidcore.evaluation import iter_distance_chunks, pairwise_distance
 
 def naive(q, g, metric):
     q, g = q.astype(np.float64), g.astype(np.float64)
+    if metric == "l1":
+        return np.abs(q[:, None, :] - g[None, :, :]).sum(-1)
     sq = ((q[:, None, :] - g[None, :, :]) ** 2).sum(-1)
     if metric == "sqeuclidean":
         return sq
@@ -20,7 +22,7 @@ def naive(q, g, metric):
     return 1 - qn @ gn.T
 
 
-@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "l1"])
 def test_metrics_match_naive_formulas_in_any_chunking(metric):
     rng = np.random.default_rng(0)
     q = rng.standard_normal((13, 7)).astype(np.float32)
@@ -45,3 +47,10 @@ def test_bad_inputs_are_user_errors():
         pairwise_distance(np.ones((2, 3)), np.ones((2, 3)), "manhattan")
     with pytest.raises(ReidError, match="dimension"):
         pairwise_distance(np.ones((2, 3)), np.ones((2, 4)))
+
+
+def test_l1_by_hand():
+    # |0-3| + |0-4| = 7, |0-1| + |0-0| = 1, |1-3| + |1-4| = 5, |1-1| + |1-0| = 1
+    q = np.array([[0.0, 0.0], [1.0, 1.0]], np.float32)
+    g = np.array([[3.0, 4.0], [1.0, 0.0]], np.float32)
+    np.testing.assert_array_equal(pairwise_distance(q, g, "l1"), [[7.0, 1.0], [5.0, 1.0]])

@@ -136,21 +136,6 @@ class ContrastiveConfig:
     input: str = "features"
 
 
-# --- evaluation ---------------------------------------------------------------------------
-
-
-@attrs.define
-class ArnRankingConfig:
-    """``arn_ranking``: CMC and mAP (the standard protocol) with a TRUE ``l1`` (cityblock),
-    ``euclidean`` or ``cosine`` distance. (The official code's ``L1`` is scipy's
-    ``hamming``: the fraction of unequal coordinates; it is not offered.)"""
-
-    metric: Literal["l1", "euclidean", "cosine"] = "l1"
-    ranks: list[int] = attrs.field(factory=lambda: [1, 5, 10], validator=_positive_list)
-    protocol: Literal["auto", "market", "no-camera"] = "auto"
-    chunk_rows: int = attrs.field(default=256, validator=attrs.validators.ge(1))
-
-
 # --- the method ---------------------------------------------------------------------------
 
 

@@ -216,5 +216,5 @@ def recipe_example() -> dict[str, Any]:
         "data": {"source": [{"name": "synthetic", "size": "64x32"}],
                  "target": [{"name": "synthetic", "style": "real", "size": "64x32"}]},
         "loader": {"height": 64, "width": 32, "normalize": "tanh", "sampler": "random"},
-        "evaluate": {"name": "arn_ranking"},
+        "evaluate": {"name": "ranking", "metric": "l1"},
     }

@@ -11,7 +11,6 @@ from reidcore.api import ComponentSpec, RecipeProblem, hookimpl
 from reid_plugin_arn.config import (
     ArnConfig,
     ArnNetworkConfig,
-    ArnRankingConfig,
     ContrastiveConfig,
     DifferenceConfig,
     IdentityPoseNetworkConfig,
@@ -64,15 +63,6 @@ def reid_losses() -> list[ComponentSpec]:
                               "(code) or squared hinge"),
     ]
 
-
-@hookimpl
-def reid_evaluators() -> list[ComponentSpec]:
-    return [
-        ComponentSpec(name="arn_ranking", kind="evaluator", config=ArnRankingConfig,
-                      build=f"{_PKG}.evaluation:build_arn_ranking",
-                      summary="CMC + mAP with true L1 (cityblock), euclidean or cosine "
-                              "distance (not the official code's 'hamming')"),
-    ]
 
 
 @hookimpl

@@ -19,12 +19,12 @@ def test_registers_what_the_readme_lists():
     assert names == {("generator", "arn_network"), ("generator", "identity_pose_network"),
                      ("loss", "arn_reconstruction"), ("loss", "arn_difference"),
                      ("loss", "mmd"), ("loss", "arn_contrastive"),
-                     ("evaluator", "arn_ranking"), ("method", "arn")}
+                     ("method", "arn")}
 
 
 def test_hook_module_imports_no_torch():
     code = ("import sys, reid_plugin_arn.plugin as p; p.reid_generators(); p.reid_losses(); "
-            "p.reid_methods(); p.reid_evaluators(); print('torch' in sys.modules)")
+            "p.reid_methods(); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
