@@ -17,8 +17,9 @@ TINY_CHANNELS = (8, 16, 32, 64)
 @pytest.fixture(scope="session")
 def registry():
     """The installed registry (through reidcore.testing: tests use public modules only)."""
-    from reid_plugin_dgnet.method import recipe_example
     from reidcore.testing import components_of, method_context
+
+    from reid_plugin_dgnet.method import recipe_example
 
     spec = next(s for s in components_of("reid-plugin-dgnet") if s.name == "dgnet")
     return method_context(spec, recipe_example()).registry
