@@ -103,7 +103,13 @@ def _check_names(recipe: Any, method: Any, plugins: Any, source: str) -> None:
     evaluator's metrics (:mod:`reidcore.engine.names`), as ``reid run`` checks them."""
     from reidcore.engine.names import check_names
 
-    optimization = method.configure_optimizers()
+    try:
+        optimization = method.configure_optimizers()
+    except Exception as exc:  # e.g. a method whose optimizers need real tensors
+        optimization = None
+        print(f"note: parameter-group names (train.lr_mult, train.freeze) not checked: "
+              f"{recipe.method.name}.configure_optimizers() failed on the meta device "
+              f"({type(exc).__name__}: {exc}); `reid run` checks them", file=sys.stderr)
     evaluate = recipe.evaluate
     evaluator = plugins.registry.get(Kind.EVALUATOR, evaluate.name).create(evaluate.config)
     check_names(recipe, optimization, evaluator, source)

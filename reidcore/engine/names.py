@@ -58,15 +58,16 @@ def _unknown(path: str, name: str, known: set[str], what: str) -> RecipeProblem:
 
 
 def name_problems(recipe: Any, optimization: Any, evaluator: Any) -> list[RecipeProblem]:
-    """Problems with the names in ``recipe.train`` (see the module docstring)."""
+    """Problems with the names in ``recipe.train`` (see the module docstring);
+    ``optimization`` or ``evaluator`` None: those names are not checked."""
     train, method = recipe.train, recipe.method.name
     problems = []
-    groups = group_names(optimization)
-    for key in train.lr_mult:
+    groups = group_names(optimization) if optimization is not None else None
+    for key in train.lr_mult if groups is not None else ():
         if key not in groups:
             problems.append(_unknown(f"$.train.lr_mult.{key}", key, groups,
                                      f"parameter group of method '{method}' named"))
-    if train.freeze_epochs:  # freeze names nothing while freeze_epochs = 0 (the default)
+    if train.freeze_epochs and groups is not None:  # freeze_epochs = 0: freeze names nothing
         for index, name in enumerate(train.freeze):
             if name not in groups:
                 problems.append(_unknown(f"$.train.freeze[{index}]", name, groups,
