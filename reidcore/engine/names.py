@@ -43,8 +43,13 @@ def metric_names(evaluator: Any) -> set[str] | None:
     features = torch.randn(12, 8, generator=generator)
     query = FeatureSet(features[::2], pids[::2], camids[::2])
     gallery = FeatureSet(features[1::2], pids[1::2], camids[1::2])
+    from reidcore.engine.evaluate import keep_rng_states, keep_torch_threads
+
     try:
-        metrics = evaluator.evaluate(query, gallery)
+        # as every evaluation of a run: numba's first kernel must not change torch's thread
+        # count, nor the probe the training's random stream
+        with keep_rng_states(), keep_torch_threads():
+            metrics = evaluator.evaluate(query, gallery)
     except Exception:  # an evaluator that needs more than features (weights, images)
         return None
     return {str(key) for key in metrics}
