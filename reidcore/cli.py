@@ -173,6 +173,7 @@ def command_plugins(args: argparse.Namespace, plugins: Any) -> int:
             "module": info.module, "status": ("disabled" if info.disabled else
                                               "failed" if info.error else "ok"),
             "error": info.error, "components": info.components,
+            "conflicts": info.conflicts, "hook_failures": info.hook_failures,
         } for info in infos], indent=2))
         return 0
     for info in infos:
@@ -180,6 +181,8 @@ def command_plugins(args: argparse.Namespace, plugins: Any) -> int:
         print(f"{info.distribution} {info.version} (plugin '{info.name}'){status}")
         if info.error:
             print(f"  error: {info.error}")
+        for conflict in info.conflicts:
+            print(f"  conflict: {conflict}")
         for kind, names in sorted(info.components.items()):
             print(f"  {Kind(kind).plural}: {', '.join(sorted(names))}")
     return 0

@@ -38,6 +38,7 @@ from reidcore.engine import distributed
 from reidcore.engine.context import MethodContext, Precision
 from reidcore.engine.distributed import DistInfo
 from reidcore.engine.evaluate import (
+    describe_evaluation,
     evaluate_test_sets,
     keep_rng_states,
     keep_torch_threads,
@@ -499,7 +500,8 @@ class Trainer:
         summary = {"status": "completed", "run_dir": str(self.run_dir),
                    "epochs": self.train_cfg.epochs, "steps": self.step,
                    "train_seconds": round(seconds, 2), "metrics": per_set,
-                   "best": self.best, "nonfinite_steps": self.nonfinite_steps}
+                   "best": self.best, "nonfinite_steps": self.nonfinite_steps,
+                   "evaluation": describe_evaluation(self.evaluator, self.test_sets)}
         if self.dist.is_main:
             write_json(self.run_dir / "summary.json", summary)
             if self.test_names:

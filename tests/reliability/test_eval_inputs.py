@@ -76,3 +76,18 @@ def test_runs_describe_each_test_set_for_summary_json():
     assert described["market"]["normalisation"] == "l2" and described["market"]["flip"]
     json.dumps(described)  # summary.json material
     assert describe_evaluation(object(), sets[:1]) == {"market": {"evaluator": "object"}}
+
+
+def test_every_run_records_its_protocol_and_distance_in_the_summary(tmp_path):
+    import json
+
+    from reidcore.engine.runner import run_recipe
+    from reidcore.plugins import get_plugins
+    from tests.engine.conftest import fast_recipe_dict, resolve_dict
+
+    raw = fast_recipe_dict(tmp_path / "data", epochs=1)
+    raw["evaluate"]["metric"] = "cosine"
+    run_recipe(resolve_dict(raw), get_plugins(), out=tmp_path / "run", quiet=True)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    (described,) = summary["evaluation"].values()
+    assert described["protocol"] == "market" and described["distance"] == "cosine"

@@ -92,3 +92,4 @@ def test_reid_plugins_lists_every_plugin_and_the_conflict(capsys):
         assert info.ok  # a conflict does not fail the plugin: its other components work
         assert len(info.conflicts) == 1
         assert "backbone 'twin' is registered twice" in info.conflicts[0]
+    assert out.count("conflict: backbone 'twin' is registered twice") == 2
