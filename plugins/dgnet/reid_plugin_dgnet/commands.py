@@ -75,11 +75,11 @@ def read_images(paths: list[Path], size: tuple[int, int]) -> Any:
 
 
 def _expand(paths: list[Path]) -> list[Path]:
-    from reidcore.api import find_images
-
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
+            from reidcore.api import find_images
+
             found.extend(find_images(path, "--images folder"))
         elif path.is_file():
             found.append(path)
@@ -89,14 +89,14 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 
 def command_swap(args: argparse.Namespace, plugins: Any) -> int:
+    paths = _expand(args.images)[:max(args.limit, 2)]  # user errors first, before torch
+    if len(paths) < 2:
+        raise ReidError("dgnet-swap needs at least two images (--images A.jpg B.jpg ...)")
     import torch
     from reidcore.api import image_grid, save_png
 
     from reid_plugin_dgnet.swap import normalize_images, swap_rows
 
-    paths = _expand(args.images)[:max(args.limit, 2)]
-    if len(paths) < 2:
-        raise ReidError("dgnet-swap needs at least two images (--images A.jpg B.jpg ...)")
     ea, es, decoder, recipe = load_generator(args.run, plugins, args.which, args.device)
     size = (recipe.loader.height, recipe.loader.width)
     images = normalize_images(read_images(paths, size), recipe.loader.normalize)
