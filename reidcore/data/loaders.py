@@ -67,6 +67,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from reidcore.data.config import LoaderConfig
+from reidcore.data.image_cache import CachedImages, build_image_cache
 from reidcore.data.imageio import CorruptImageError, open_image  # noqa: F401 - re-exported
 from reidcore.data.samplers import PKSampler, RandomBatchSampler, SequentialBatchSampler
 from reidcore.data.transforms import (
@@ -113,6 +114,9 @@ class ImageDataset(torch.utils.data.Dataset):
                  positive: bool = False, texture_transform: Callable | None = None):
         self.records = list(records)
         self.transform = transform
+        self.images = CachedImages(transform, open_image)
+        """``path -> transformed image``; :func:`build_train_loader` gives it a decoded-image
+        cache with ``loader.cache_images``."""
         self.labels = list(labels) if labels is not None else [r.pid for r in self.records]
         self.domains = list(domains) if domains is not None else [0] * len(self.records)
         self.texture_transform = texture_transform
@@ -128,7 +132,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         sample = {
-            "image": self.transform(open_image(record.path)),
+            "image": self.images(record.path),
             "pid": self.labels[index],
             "camid": -1 if record.camid is None else record.camid,
             "domain": self.domains[index],
@@ -140,7 +144,7 @@ class ImageDataset(torch.utils.data.Dataset):
             group = self.by_label[self.labels[index]]
             others = [i for i in group if i != index] or group
             other = others[int(torch.randint(len(others), ()).item())]
-            sample["positive"] = self.transform(open_image(self.records[other].path))
+            sample["positive"] = self.images(self.records[other].path)
         if self.texture_transform is not None:
             texture = record.extras.get("texture")
             if texture is None:
@@ -335,6 +339,12 @@ def build_train_loader(sources: Sequence[Any], targets: Sequence[Any] = (),
                             f"one of {world_size} ranks a batch of {target_size}")
         target_loader = ReidDataLoader(target_set, batch_sampler=target_sampler,
                                    **_loader_kwargs(loader, seed + 7919 + rank))
+    if loader.cache_images:  # built before the workers fork: they share its memory
+        cache = build_image_cache([r.path for r in records + target_records], train_transform,
+                                  open_image, int(loader.cache_gb * 2**30))
+        for images_of in (dataset, target_loader.dataset if target_loader else None):
+            if images_of is not None:
+                images_of.images = CachedImages(train_transform, open_image, cache)
     return TrainLoader(source=source, target=target_loader, num_classes=offsets[-1],
                        pid_offsets=offsets, domain_names=names, target_domain_names=target_names,
                        source_records=records, target_records=target_records,

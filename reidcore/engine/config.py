@@ -75,6 +75,21 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """Mixed precision on CUDA (fp16 uses a gradient scaler); CPU runs stay fp32."""
     channels_last: bool = False
+    tf32: Literal["auto", "on", "off"] = "auto"
+    """fp32 matmuls and convolutions on TF32 tensor cores: ``auto`` turns them on on CUDA
+    GPUs that have them (compute capability >= 8.0); CPU runs are never affected. The
+    decision is recorded in ``manifest.json``."""
+    compile: bool = False
+    """``torch.compile`` the method's trainable networks (opt-in: the first steps pay the
+    compilation). Where compiling cannot work (no C compiler, no Triton, Python version)
+    the reason is printed once and the run goes on eagerly."""
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
+    compile_modules: list[str] = attrs.field(factory=list)
+    """Only these of the method's modules (default: every module with trainable
+    parameters)."""
+    optimizer_impl: Literal["auto", "fused", "foreach", "for-loop"] = "auto"
+    """Adam/AdamW/SGD kernels: ``auto`` is ``fused`` when every parameter is on a CUDA
+    device (one kernel per step), else PyTorch's default (CPU runs unchanged)."""
     deterministic: bool = True
     """Deterministic algorithms (cuDNN) where available; seeding is always on."""
     nonfinite: Literal["stop", "skip"] = "stop"

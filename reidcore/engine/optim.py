@@ -40,6 +40,17 @@ def lr_factor(t: float, config: TrainConfig) -> float:
     return factor
 
 
+def implementation_options(impl: str, params: list[torch.nn.Parameter]) -> dict[str, bool]:
+    """The optimizer keyword for ``train.optimizer_impl``: ``auto`` fuses on CUDA only (on
+    a CPU, fused Adam differs from the default in the last bit: CPU runs stay as they
+    were)."""
+    if impl == "auto":
+        on_cuda = bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
+        return {"fused": True} if on_cuda else {}
+    return {"fused": {"fused": True}, "foreach": {"foreach": True},
+            "for-loop": {"foreach": False}}[impl]
+
+
 def make_optimizer(groups: Mapping[str, Iterable[torch.nn.Parameter]], config: TrainConfig,
                    lr: float | None = None, weight_decay: float | None = None,
                    kind: str | None = None) -> torch.optim.Optimizer:
@@ -61,14 +72,16 @@ def make_optimizer(groups: Mapping[str, Iterable[torch.nn.Parameter]], config: T
     if not param_groups:
         raise ValueError("no trainable parameters in " + ", ".join(groups))
     kind = kind or config.optimizer
+    impl = implementation_options(config.optimizer_impl,
+                                  [p for g in param_groups for p in g["params"]])
     optimizer: torch.optim.Optimizer
     if kind == "sgd":
         optimizer = torch.optim.SGD(param_groups, lr=base_lr, momentum=config.momentum,
-                                    weight_decay=decay)
+                                    weight_decay=decay, **impl)
     elif kind == "adamw":
-        optimizer = torch.optim.AdamW(param_groups, lr=base_lr, weight_decay=decay)
+        optimizer = torch.optim.AdamW(param_groups, lr=base_lr, weight_decay=decay, **impl)
     else:
-        optimizer = torch.optim.Adam(param_groups, lr=base_lr, weight_decay=decay)
+        optimizer = torch.optim.Adam(param_groups, lr=base_lr, weight_decay=decay, **impl)
     optimizer.reid_group_names = tuple(groups)  # type: ignore[attr-defined]
     return optimizer
 

@@ -34,8 +34,10 @@ import numpy as np
 import torch
 
 from reidcore.engine import checkpoint as ckpt
-from reidcore.engine import distributed
+from reidcore.engine import distributed, tf32
+from reidcore.engine.compile import CompileResult, compile_networks
 from reidcore.engine.context import MethodContext, Precision
+from reidcore.engine.device_loader import DeviceLoader
 from reidcore.engine.distributed import DistInfo
 from reidcore.engine.evaluate import (
     describe_evaluation,
@@ -179,6 +181,7 @@ class Trainer:
                                             world_size=self.dist.world_size)
 
         # method
+        self.tf32 = tf32.apply(cfg.tf32, self.device)
         self.precision = Precision.create(self.device, cfg.precision, cfg.clip_grad_norm,
                                           skip_nonfinite=cfg.nonfinite == "skip")
         if cfg.precision != "fp32" and self.device.type != "cuda":
@@ -197,6 +200,13 @@ class Trainer:
             module.to(self.device)
             if cfg.channels_last:
                 module.to(memory_format=torch.channels_last)
+        self.compiled = (compile_networks(
+            self.method.modules(), self.device, names=cfg.compile_modules,
+            mode=None if cfg.compile_mode == "default" else cfg.compile_mode,
+            log=self.logger.print) if cfg.compile else CompileResult())
+        # on CUDA the next batch is copied (pinned, non-blocking) while a step runs
+        self.train_loader = DeviceLoader(self.train_loader, self.device,
+                                         channels_last=cfg.channels_last)
         self.optimization = self.method.configure_optimizers()
         if not isinstance(self.optimization, Optimization):
             raise TypeError(f"{recipe.method.name}.configure_optimizers() must return "
@@ -227,6 +237,7 @@ class Trainer:
                  "steps_per_epoch": len(self.train_loader), "resumed": self.resume,
                  # float results depend on it: intra-op kernels split and sum by thread
                  "torch_threads": torch.get_num_threads(),
+                 "tf32": self.tf32.record(), "compile": self.compiled.record(),
                  "recipe_changes": self._recipe_change_history()}
         write_json(self.run_dir / "manifest.json",
                    manifest(to_dict(self.recipe), self.plugins, fingerprints, extra))

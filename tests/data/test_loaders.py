@@ -335,3 +335,25 @@ def test_every_identity_appears_in_an_epoch(synth_splits):
     loader = build_train_loader([synth_splits], [], LoaderConfig(**SMALL), seed=0)
     counts = Counter(p for b in loader for p in b["pids"].tolist())
     assert set(counts) == set(range(6))
+
+
+def test_cached_images_give_the_same_batches_with_workers(synth_splits, tiny_real):
+    """loader.cache_images: source and target images come from the shared decoded cache,
+    with the same tensors and random draws as decoding each time (workers included)."""
+    real = Market1501(Market1501Config(root=str(tiny_real))).load()
+
+    def epoch(cache: bool) -> list[dict]:
+        config = LoaderConfig(**{**SMALL, "workers": 1, "cache_images": cache})
+        loader = build_train_loader([synth_splits], [real], config, seed=3)
+        if cache:
+            for dataset in (loader.source.dataset, loader.target.dataset):
+                assert dataset.images.cache is not None and len(dataset.images.cache) > 0
+        loader.set_epoch(1)
+        return list(loader)
+
+    plain, cached = epoch(False), epoch(True)
+    assert len(plain) == len(cached)
+    for a, b in zip(plain, cached, strict=True):
+        assert a["paths"] == b["paths"]
+        assert torch.equal(a["images"], b["images"])
+        assert torch.equal(a["target"]["images"], b["target"]["images"])

@@ -61,3 +61,27 @@ def test_set_tf32_sets_matmul_and_conv_together(restore_flags):
     assert on != off
     assert on["matmul"] == on["conv"] and off["matmul"] == off["conv"]
     assert on["matmul"] in ("tf32", True) and off["matmul"] in ("ieee", False)
+
+
+def test_a_cpu_run_records_its_tf32_and_compile_decisions(tmp_path):
+    import json
+
+    from reidcore.engine.runner import run_recipe
+    from reidcore.plugins import get_plugins
+    from tests.engine.conftest import fast_recipe_dict, resolve_dict
+
+    run_recipe(resolve_dict(fast_recipe_dict(tmp_path / "data", epochs=1)), get_plugins(),
+               out=tmp_path / "run", quiet=True)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["tf32"]["enabled"] is False and "cpu device" in manifest["tf32"]["reason"]
+    assert manifest["compile"] == {"compiled": [], "skipped": {}, "unavailable": None}
+
+
+def test_optimizer_kernels_are_fused_on_cuda_only():
+    from reidcore.engine.optim import implementation_options
+
+    cpu = [torch.nn.Parameter(torch.zeros(2))]
+    assert implementation_options("auto", cpu) == {}  # CPU runs keep PyTorch's default
+    assert implementation_options("foreach", cpu) == {"foreach": True}
+    assert implementation_options("for-loop", cpu) == {"foreach": False}
+    assert implementation_options("fused", cpu) == {"fused": True}
