@@ -59,13 +59,12 @@ def batch_hard_triplet(features: torch.Tensor, labels: torch.Tensor, margin: flo
     same = labels[:, None] == labels[None, :]
     hardest_pos = dist.masked_fill(~same, float("-inf")).amax(1)
     hardest_neg = dist.masked_fill(same, float("inf")).amin(1)
+    # anchors without a negative (a one-identity batch) are masked, not indexed out: no
+    # host-device sync (a GPU step never waits on a bool(...) here); 0 when none is valid
     valid = torch.isfinite(hardest_neg)
-    if not bool(valid.any()):
-        return features.sum() * 0.0
-    gap = hardest_pos[valid] - hardest_neg[valid]
-    if soft_margin:
-        return F.softplus(gap).mean()
-    return F.relu(gap + margin).mean()
+    gap = torch.where(valid, hardest_pos - hardest_neg, torch.zeros_like(hardest_pos))
+    terms = F.softplus(gap) if soft_margin else F.relu(gap + margin)
+    return (terms * valid).sum() / valid.sum().clamp(min=1)
 
 
 class TripletLoss(nn.Module):

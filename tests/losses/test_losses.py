@@ -63,7 +63,7 @@ def test_triplet_without_negatives_is_zero_with_gradient():
     value = batch_hard_triplet(feats, torch.zeros(4, dtype=torch.long))
     assert value.item() == 0.0
     value.backward()
-    assert feats.grad is not None
+    assert feats.grad is not None and torch.equal(feats.grad, torch.zeros_like(feats))
 
 
 def test_cross_entropy_label_smoothing_hand_values():
