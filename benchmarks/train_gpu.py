@@ -9,9 +9,9 @@ that is not a synthetic recipe, Market-1501 preferred), it prints for fp32 / bf1
   over and over (for the baseline also ``hand``: a hand-written step of the same network
   and losses, with no per-step host sync);
 * ``engine``: the engine's loop as it is (``Trainer.fit``: loader workers, hooks, logging);
-* ``engine+``: the engine with this issue's pieces put in from outside (prefetching
-  device loader, TF32, cuDNN autotuning, the decoded-image cache, ``--compile``), as
-  the hook-ups will put them in;
+* ``engine+``: the engine with the opt-in pieces on (the decoded-image cache,
+  ``--compile``) and cuDNN autotuning (``train.deterministic = false``); TF32 and the
+  prefetching device loader are on in both rows (the engine's defaults on CUDA);
 
 with images/s, the ratio to the limit, and peak GPU memory. Data: the synthetic data set
 generated at the recipe's image size (no data set, no download; ``pretrained`` off).
@@ -44,11 +44,8 @@ import attrs  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from reidcore.data.image_cache import CachedImages, build_image_cache  # noqa: E402
-from reidcore.data.loaders import ImageDataset, open_image  # noqa: E402
 from reidcore.engine import tf32  # noqa: E402
-from reidcore.engine.compile import compile_networks  # noqa: E402
-from reidcore.engine.device_loader import DeviceLoader, move_batch  # noqa: E402
+from reidcore.engine.device_loader import move_batch  # noqa: E402
 from reidcore.engine.distributed import DistInfo  # noqa: E402
 from reidcore.engine.trainer import Trainer  # noqa: E402
 from reidcore.losses.losses import batch_hard_triplet  # noqa: E402
@@ -324,44 +321,25 @@ def engine(trainer: Trainer, warmup: int, steps: int) -> Result:
     return clock.result(steps, note=f"first batch after {clock.starts[0] - started:.2f}s")
 
 
-def install_cache(trainer: Trainer, budget_gb: float) -> str:
-    """Put the decoded-image cache into the training loader's data set from outside (what
-    ``loader.cache_gb`` will do inside build_train_loader)."""
-    loader = getattr(trainer.train_loader, "loader", trainer.train_loader)
-    dataset = loader.source.dataset
-    if dataset.by_label is not None or dataset.texture_transform is not None:
-        return "no cache (positives/textures: not wired in this benchmark)"
-    cache = build_image_cache([r.path for r in dataset.records], dataset.transform,
-                              open_image, int(budget_gb * 2**30), log=None)
-    if cache is None:
-        return "no cache"
-    dataset.images = CachedImages(dataset.transform, open_image, cache)
-    dataset.__class__ = _CachedDataset
-    return f"cache {cache.nbytes / 2**20:.0f} MB"
-
-
-class _CachedDataset(ImageDataset):
-    """ImageDataset reading its images through ``self.images`` (the hook-up's change)."""
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        record = self.records[index]
-        return {"image": self.images(record.path), "pid": self.labels[index],
-                "camid": -1 if record.camid is None else record.camid,
-                "domain": self.domains[index], "index": index, "path": record.path,
-                "extras": dict(record.extras)}
-
-
-def apply_fixes(trainer: Trainer, args: argparse.Namespace) -> str:
-    notes = []
+def fixes(args: argparse.Namespace) -> list[str]:
+    """The recipe keys of the opt-in pieces: the decoded-image cache and, with
+    ``--compile``, torch.compile (TF32 and the prefetching device loader are the engine's
+    defaults on CUDA)."""
+    sets = []
     if args.cache_gb > 0:
-        notes.append(install_cache(trainer, args.cache_gb))
-    decision = tf32.apply("auto", trainer.device)
-    notes.append(f"tf32 {'on' if decision.enabled else 'off'}")
+        sets += ["loader.cache_images=true", f"loader.cache_gb={args.cache_gb}"]
     if args.compile:
-        result = compile_networks(trainer.method.modules(), trainer.device, log=print)
-        notes.append(f"compiled {','.join(result.compiled) or 'nothing'}")
-    trainer.train_loader = DeviceLoader(trainer.train_loader, trainer.device,
-                                        trainer.train_cfg.channels_last)
+        sets.append("train.compile=true")
+    return sets
+
+
+def describe_fixes(trainer: Trainer) -> str:
+    cfg, loader = trainer.train_cfg, trainer.recipe.loader
+    notes = [f"tf32 {'on' if trainer.tf32.enabled else 'off'}"]
+    if loader.cache_images:
+        notes.append(f"image cache <= {loader.cache_gb} GiB")
+    if cfg.compile:
+        notes.append(f"compiled {','.join(trainer.compiled.compiled) or 'nothing'}")
     return ", ".join(notes)
 
 
@@ -384,7 +362,7 @@ def run_matrix_case(plugins: Any, case: Case, precision: str, args: argparse.Nam
                     tmp: Path, device: str) -> None:
     baseline_limit = None
     for variant in ("as-is", "fixes"):
-        extra = ["train.deterministic=false"] if variant == "fixes" else []
+        extra = ["train.deterministic=false", *fixes(args)] if variant == "fixes" else []
         if args.channels_last:
             extra.append("train.channels_last=true")
         recipe = make_recipe(plugins, case, precision, device, args.warmup + args.steps,
@@ -408,7 +386,7 @@ def run_matrix_case(plugins: Any, case: Case, precision: str, args: argparse.Nam
                 result = engine(trainer, args.warmup, args.steps)
                 print(_line("engine", result, baseline_limit), flush=True)
             else:
-                notes = apply_fixes(trainer, args)
+                notes = describe_fixes(trainer)
                 result = engine(trainer, args.warmup, args.steps)
                 print(_line("engine+", result, baseline_limit, notes), flush=True)
             if precision == args.precisions[0] or device == "cpu":  # the loader: once
@@ -443,10 +421,11 @@ def run_cpu(plugins: Any, case: Case, args: argparse.Namespace, tmp: Path) -> No
                                    or result.ms_per_step < best[name].ms_per_step):
             best[name] = result
 
+    cache = ["loader.cache_images=true", f"loader.cache_gb={max(args.cache_gb, 0.1)}"]
     for repeat in range(args.repeats):
-        recipe = make_recipe(plugins, case, "fp32", "cpu", args.warmup + args.steps,
-                             args.workers, [])
         for variant in ("plain", "cache"):
+            recipe = make_recipe(plugins, case, "fp32", "cpu", args.warmup + args.steps,
+                                 args.workers, cache if variant == "cache" else [])
             trainer = setup_trainer(plugins, recipe, tmp / f"cpu-{repeat}-{variant}")
             try:
                 if variant == "plain":
@@ -457,7 +436,7 @@ def run_cpu(plugins: Any, case: Case, args: argparse.Namespace, tmp: Path) -> No
                     keep("+loader", with_loader(trainer, args.warmup, args.steps))
                     keep("engine", engine(trainer, args.warmup, args.steps))
                 else:
-                    note = install_cache(trainer, max(args.cache_gb, 0.1))
+                    note = describe_fixes(trainer)
                     keep("loader+c", loader_alone(trainer, args.warmup, args.steps))
                     result = engine(trainer, args.warmup, args.steps)
                     result.note = f"{result.note}; {note}"
