@@ -10,20 +10,9 @@ from typing import Literal
 
 import attrs
 
-
-def _positive(_instance, attribute, value) -> None:
-    if value <= 0:
-        raise ValueError(f"'{attribute.name}' must be > 0: {value}")
-
-
-def _non_negative(_instance, attribute, value) -> None:
-    if value < 0:
-        raise ValueError(f"'{attribute.name}' must be >= 0: {value}")
-
-
-def _positive_list(_instance, attribute, value) -> None:
-    if any(v <= 0 for v in value):
-        raise ValueError(f"'{attribute.name}' must hold positive numbers: {list(value)}")
+_positive = attrs.validators.gt(0)
+_non_negative = attrs.validators.ge(0)
+_positive_list = attrs.validators.deep_iterable(attrs.validators.gt(0))
 
 
 def _decoder_channels(_instance, attribute, value) -> None:

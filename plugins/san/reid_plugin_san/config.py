@@ -10,20 +10,9 @@ from typing import Literal
 
 import attrs
 
-
-def _positive(_instance, attribute, value) -> None:
-    if value <= 0:
-        raise ValueError(f"'{attribute.name}' must be > 0: {value}")
-
-
-def _non_negative(_instance, attribute, value) -> None:
-    if value < 0:
-        raise ValueError(f"'{attribute.name}' must be >= 0: {value}")
-
-
-def _fraction(_instance, attribute, value) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"'{attribute.name}' must be in [0, 1): {value}")
+_positive = attrs.validators.gt(0)
+_non_negative = attrs.validators.ge(0)
+_fraction = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(1.0))
 
 
 def _increasing(_instance, attribute, value) -> None:
