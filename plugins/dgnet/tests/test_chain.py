@@ -14,8 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 import torch
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 SHRINK = ["train.steps_per_epoch=20", "train.epochs=2", "train.eval_every=2",
           "method.warm_iter=20", "method.warm_teacher_iter=20", "method.milestones=[100]",
