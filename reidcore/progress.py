@@ -25,6 +25,14 @@ def progress_enabled() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
+def _width() -> dict[str, object]:
+    """tqdm's width: follow a real terminal; a fixed 100 columns when forced on elsewhere
+    (tqdm sizes a non-terminal stream to a few columns and truncates the bar)."""
+    if getattr(sys.stderr, "isatty", lambda: False)():
+        return {"dynamic_ncols": True}
+    return {"ncols": 100}
+
+
 def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
              unit: str = "it", leave: bool = False) -> Iterator[T]:
     """``iterable`` wrapped in a bar when :func:`progress_enabled`, else unchanged.
@@ -34,8 +42,8 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     if not progress_enabled():
         yield from iterable
         return
-    bar = tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True,
-               file=sys.stderr)
+    bar = tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr,
+               **_width())
     try:
         yield from bar
     finally:
@@ -47,8 +55,8 @@ class ProgressCounter:
 
     def __init__(self, *, total: int | None, desc: str = "", unit: str = "it",
                  leave: bool = False) -> None:
-        self._bar = (tqdm(total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True,
-                          file=sys.stderr) if progress_enabled() else None)
+        self._bar = (tqdm(total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr,
+                          **_width()) if progress_enabled() else None)
 
     def update(self, n: int = 1) -> None:
         if self._bar is not None:
