@@ -109,6 +109,15 @@ class Clock:
             return float(self.epoch)
         return self.epoch + self.index / max(self.length, 1)
 
+    def ends_epoch(self, every: int, epochs: int) -> bool:
+        """Whether the step now running is the last of an epoch that is an ``every``-th one
+        (1-based) or the last of ``epochs``: where a method does per-N-epoch work (image
+        grids) from inside ``training_step``. ``every = 0``: never."""
+        if every <= 0 or self.index + 1 < self.length:
+            return False
+        done = self.epoch + 1
+        return done % every == 0 or done == epochs
+
     def start_epoch(self, epoch: int, length: int) -> None:
         self.epoch, self.index, self.length = epoch, 0, max(length, 1)
 

@@ -100,3 +100,17 @@ def test_precision_clips_gradients_and_stays_fp32_on_cpu():
     precision.step(optimizer)  # gradient (3, 4, 0, 0) has norm 5: clipped to norm 1
     assert param.detach().tolist() == pytest.approx([-0.6, -0.8, 0.0, 0.0], rel=1e-5)
     assert math.isclose(float(param.detach().norm()), 1.0, rel_tol=1e-5)
+
+
+def test_clock_ends_epoch_on_every_nth_and_the_last_epoch():
+    # 3 steps per epoch, 5 epochs, every 2nd: the last steps of epochs 2, 4 and 5 (1-based)
+    clock = Clock()
+    ends = []
+    for epoch in range(5):
+        clock.start_epoch(epoch, 3)
+        for index in range(3):
+            if clock.ends_epoch(2, epochs=5):
+                ends.append((epoch + 1, index))
+            clock.advance()
+    assert ends == [(2, 2), (4, 2), (5, 2)]
+    assert not Clock(epoch=1, index=2, length=3).ends_epoch(0, epochs=2)  # 0: never

@@ -189,11 +189,9 @@ class Arn:
     def _maybe_log_images(self, step: int, rows: Mapping[str, torch.Tensor]) -> None:
         """At the end of every ``log_images_every``-th epoch (and of the last one): source,
         its reconstruction, target, its reconstruction (``images/reconstructions``)."""
-        every, clock = self.config.log_images_every, self.context.clock
-        if not every or clock is None or clock.index + 1 < clock.length:
-            return
-        epoch_done = clock.epoch + 1
-        if epoch_done % every == 0 or epoch_done == self.context.recipe.train.epochs:
+        clock = self.context.clock
+        if clock is not None and clock.ends_epoch(self.config.log_images_every,
+                                                  self.context.recipe.train.epochs):
             self.context.log_images("reconstructions", rows, step + 1)
 
 

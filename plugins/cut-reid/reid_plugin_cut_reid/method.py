@@ -262,11 +262,9 @@ class CutReid:
         """At the end of every ``log_images_every``-th epoch (and of the last one), a grid of
         source / translated / target rows (``images/translations`` in TensorBoard and
         ``<run>/images/translations/step-XXXXXXX.png``, step = steps done)."""
-        every, clock = self.config.log_images_every, self.context.clock
-        if not every or clock is None or clock.index + 1 < clock.length:
-            return
-        epoch_done = clock.epoch + 1
-        if epoch_done % every == 0 or epoch_done == self.context.recipe.train.epochs:
+        clock = self.context.clock
+        if clock is not None and clock.ends_epoch(self.config.log_images_every,
+                                                  self.context.recipe.train.epochs):
             self.context.log_images("translations", rows, step + 1)
 
 

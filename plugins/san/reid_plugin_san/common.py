@@ -71,10 +71,7 @@ def maybe_log_images(context: MethodContext, every: int, step: int,
     """At the end of every ``every``-th epoch and of the last one, a grid of rows
     (``images/textures`` in TensorBoard, ``<run>/images/textures/step-XXXXXXX.png``)."""
     clock = context.clock
-    if not every or clock is None or clock.index + 1 < clock.length:
-        return
-    epoch_done = clock.epoch + 1
-    if epoch_done % every == 0 or epoch_done == context.recipe.train.epochs:
+    if clock is not None and clock.ends_epoch(every, context.recipe.train.epochs):
         # the largest picture (the texture) sets the canvas; person images are padded
         size = max((batch.shape[-2:] for batch in rows.values()), key=lambda s: s[0] * s[1])
         context.log_images("textures", {name: pad_to(batch.detach(), size, -1.0)
