@@ -113,7 +113,6 @@ class ImageDataset(torch.utils.data.Dataset):
                  labels: Sequence[int] | None = None, domains: Sequence[int] | None = None,
                  positive: bool = False, texture_transform: Callable | None = None):
         self.records = list(records)
-        self.transform = transform
         self.images = CachedImages(transform, open_image)
         """``path -> transformed image``; :func:`build_train_loader` gives it a decoded-image
         cache with ``loader.cache_images``."""
@@ -342,9 +341,8 @@ def build_train_loader(sources: Sequence[Any], targets: Sequence[Any] = (),
     if loader.cache_images:  # built before the workers fork: they share its memory
         cache = build_image_cache([r.path for r in records + target_records], train_transform,
                                   open_image, int(loader.cache_gb * 2**30))
-        for images_of in (dataset, target_loader.dataset if target_loader else None):
-            if images_of is not None:
-                images_of.images = CachedImages(train_transform, open_image, cache)
+        for cached in (dataset, *((target_loader.dataset,) if target_loader else ())):
+            cached.images = CachedImages(train_transform, open_image, cache)
     return TrainLoader(source=source, target=target_loader, num_classes=offsets[-1],
                        pid_offsets=offsets, domain_names=names, target_domain_names=target_names,
                        source_records=records, target_records=target_records,
