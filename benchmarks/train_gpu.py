@@ -395,19 +395,10 @@ def run_matrix_case(plugins: Any, case: Case, precision: str, args: argparse.Nam
                             baseline_limit), flush=True)
         finally:
             trainer.close()
-            _restore_tf32(flags)
+            tf32.restore_flags(flags)
             del trainer
             if device == "cuda":
                 torch.cuda.empty_cache()
-
-
-def _restore_tf32(flags: dict[str, Any]) -> None:
-    if tf32._new_api():
-        torch.backends.cuda.matmul.fp32_precision = flags["matmul"]
-        torch.backends.cudnn.conv.fp32_precision = flags["conv"]
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = flags["matmul"]
-        torch.backends.cudnn.allow_tf32 = flags["conv"]
 
 
 def run_cpu(plugins: Any, case: Case, args: argparse.Namespace, tmp: Path) -> None:

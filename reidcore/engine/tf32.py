@@ -86,6 +86,16 @@ def tf32_flags() -> dict[str, Any]:
             "conv": bool(torch.backends.cudnn.allow_tf32)}
 
 
+def restore_flags(flags: dict[str, Any]) -> None:
+    """Put back flags read by :func:`tf32_flags` (through the same API)."""
+    if _new_api():
+        torch.backends.cuda.matmul.fp32_precision = flags["matmul"]
+        torch.backends.cudnn.conv.fp32_precision = flags["conv"]
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = flags["matmul"]
+        torch.backends.cudnn.allow_tf32 = flags["conv"]
+
+
 def apply(policy: str, device: torch.device) -> TF32Decision:
     """Decide for ``device`` and set the flags on a CUDA device; a CPU run changes nothing."""
     device = torch.device(device)

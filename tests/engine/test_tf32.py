@@ -13,12 +13,7 @@ def restore_flags():
     """The tests set backend flags: put the torch defaults back through the same API."""
     before = tf32.tf32_flags()
     yield
-    if tf32._new_api():
-        torch.backends.cuda.matmul.fp32_precision = before["matmul"]
-        torch.backends.cudnn.conv.fp32_precision = before["conv"]
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = before["matmul"]
-        torch.backends.cudnn.allow_tf32 = before["conv"]
+    tf32.restore_flags(before)
 
 
 @pytest.mark.parametrize(("policy", "device", "capability", "enabled"), [
