@@ -5,18 +5,28 @@ A plugin imports ``reidcore.api`` and nothing else of the core (its tests may al
 otherwise. Names are loaded on first use, so a hook module may import the light ones
 (``hookimpl``, ``ComponentSpec``, ``RecipeProblem``) without importing torch.
 
+The API's version: ``API_VERSION``. A plugin's hook module states the version it was
+written for as a literal, ``REID_API_VERSION = 2``; ``reid plugins`` reports a plugin
+written for another version as that plugin's error, and nothing of it is registered.
+
 Registering components (hook modules; see :mod:`reidcore.hookspecs` for every hook)
-    ``hookimpl``, ``ComponentSpec``, ``Kind``, ``Registry``, ``RecipeProblem``
+    ``hookimpl``, ``ComponentSpec``, ``MethodNeeds`` (what a method reads from its recipe:
+    ``[train]`` keys, generator roles, ``[[losses]]``, batch parts), ``Kind``,
+    ``Registry``, ``RecipeProblem``
 The contracts components fulfil (Protocols: a component needs none of them to conform)
-    ``Dataset``, ``Backbone``, ``Generator``, ``Loss``, ``Evaluator``, ``Method``
+    ``Dataset``, ``Backbone``, ``Generator``, ``Loss``, ``Evaluator``, ``Method``, and the
+    training batch's layout ``Batch`` (``TargetBatch`` for ``batch["target"]``)
 Data records
     ``ImageRecord``, ``DatasetSplits``, ``SplitStats``, ``FeatureSet``, ``RunInfo``
 What a method's build function receives, and what its step uses
-    ``MethodContext`` (recipe, registry, builders, optimizers, ``inputs``, ``wrap``,
-    ``sync_gradients``, ``load_run``, ``log_images``), ``Precision``, ``Optimization``
-    (the record ``configure_optimizers`` returns), ``Clock``, ``ClockLR``, ``lr_factor``
-    (LR schedules read from the engine's clock), ``linear_ramp``, ``step_ramp``
-    (loss-weight ramps), ``LoadedRun``, ``load_run`` (another run, frozen)
+    ``MethodContext`` (recipe, registry, clock, builders, ``make_optimizer``,
+    ``make_scheduler``, ``schedule``, ``inputs``, ``wrap``, ``load_run``, ``log_images``),
+    ``Precision``, ``Optimization`` (the record ``configure_optimizers`` returns),
+    ``StepOptimizers`` (what ``training_step(batch, step, optim)`` updates with:
+    ``optim.update(name, loss)``, ``optim.frozen(*modules)``, ``optim.backward`` /
+    ``optim.step``), ``Clock``, ``ClockLR``, ``lr_factor`` (LR schedules read from the
+    engine's clock), ``linear_ramp``, ``step_ramp`` (loss-weight ramps), ``LoadedRun``,
+    ``load_run`` (another run, frozen)
 Losses and evaluators a method reuses
     ``WeightedLoss``, ``batch_hard_triplet``, ``pairwise_euclidean``, ``FID``,
     ``frechet_distance``, ``frechet_distance_of_features``, ``rank_metrics``
@@ -48,13 +58,18 @@ from reidcore.errors import (
     UnknownComponentError,
     did_you_mean,
 )
-from reidcore.registry import ComponentSpec, Kind, Registry
+from reidcore.registry import ComponentSpec, Kind, MethodNeeds, Registry
+
+API_VERSION = 2
+"""Version 2: ``training_step(batch, step, optim)``, optimizers built by the core,
+``MethodNeeds`` in method specs."""
 
 _LAZY: dict[str, str] = {
     # contracts and records (no torch)
     "Dataset": "reidcore.interfaces", "Backbone": "reidcore.interfaces",
     "Generator": "reidcore.interfaces", "Loss": "reidcore.interfaces",
     "Evaluator": "reidcore.interfaces", "Method": "reidcore.interfaces",
+    "Batch": "reidcore.interfaces", "TargetBatch": "reidcore.interfaces",
     "ImageRecord": "reidcore.records", "DatasetSplits": "reidcore.records",
     "SplitStats": "reidcore.records", "FeatureSet": "reidcore.records",
     "RunInfo": "reidcore.records",
@@ -66,6 +81,7 @@ _LAZY: dict[str, str] = {
     # the run as a method sees it
     "MethodContext": "reidcore.engine.context", "Precision": "reidcore.engine.context",
     "Optimization": "reidcore.engine.optim", "Clock": "reidcore.engine.optim",
+    "StepOptimizers": "reidcore.engine.step",
     "ClockLR": "reidcore.engine.optim", "lr_factor": "reidcore.engine.optim",
     "linear_ramp": "reidcore.engine.ramps", "step_ramp": "reidcore.engine.ramps",
     "LoadedRun": "reidcore.engine.runs", "load_run": "reidcore.engine.context",
@@ -84,7 +100,8 @@ _LAZY: dict[str, str] = {
     "progress": "reidcore.progress", "ProgressCounter": "reidcore.progress",
 }
 
-__all__ = sorted(["__version__", "hookimpl", "ComponentSpec", "Kind", "Registry",
+__all__ = sorted(["__version__", "API_VERSION", "hookimpl", "ComponentSpec", "MethodNeeds",
+                  "Kind", "Registry",
                   "RecipeProblem", "ReidError", "RecipeError", "UnknownComponentError",
                   "did_you_mean", *_LAZY])
 
@@ -112,10 +129,20 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from reidcore.engine.optim import Clock, ClockLR, Optimization, lr_factor
     from reidcore.engine.ramps import linear_ramp, step_ramp
     from reidcore.engine.runs import LoadedRun
+    from reidcore.engine.step import StepOptimizers
     from reidcore.evaluation.fid import FID, frechet_distance, frechet_distance_of_features
     from reidcore.evaluation.ranking import rank_metrics
     from reidcore.fileio import atomic_open, atomic_write_text
-    from reidcore.interfaces import Backbone, Dataset, Evaluator, Generator, Loss, Method
+    from reidcore.interfaces import (
+        Backbone,
+        Batch,
+        Dataset,
+        Evaluator,
+        Generator,
+        Loss,
+        Method,
+        TargetBatch,
+    )
     from reidcore.losses.losses import WeightedLoss, batch_hard_triplet, pairwise_euclidean
     from reidcore.models.backbone import PooledBackbone
     from reidcore.models.pooling import GeneralizedMeanPooling

@@ -5,7 +5,6 @@ exactly as a third-party plugin would. Each area keeps its specs in its own
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from reidcore import hookimpl
 from reidcore.registry import ComponentSpec
@@ -44,11 +43,6 @@ def reid_methods() -> list[ComponentSpec]:
     from reidcore.methods.components import method_specs
 
     return method_specs()
-
-
-@hookimpl
-def reid_recipe_dirs() -> list[Path]:
-    return [Path(__file__).parent / "recipes"]
 
 
 @hookimpl(tryfirst=True)  # the core's commands are listed before the plugins'

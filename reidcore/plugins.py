@@ -87,11 +87,55 @@ class Plugins:
         return [info for info in self.infos if info.error is not None]
 
     def recipe_dirs(self) -> list[tuple[str, Path]]:
-        """(provider, directory) pairs from ``reid_recipe_dirs``, core first."""
+        """(provider, directory) pairs, core first: each loaded plugin's package's
+        ``recipes`` directory (found by the core: a plugin need not say so), then any
+        further directory a ``reid_recipe_dirs`` hook returns."""
         dirs: list[tuple[str, Path]] = []
+        for info in self.infos:
+            if info.ok:
+                found = package_recipes(info.module)
+                if found is not None:
+                    dirs.append((info.name, found))
         for impl in reversed(self.manager.hook.reid_recipe_dirs.get_hookimpls()):
             dirs.extend((impl.plugin_name, Path(str(d))) for d in impl.function() or ())
-        return dirs
+        unique: dict[Path, tuple[str, Path]] = {}
+        for provider, directory in dirs:
+            unique.setdefault(directory.resolve(), (provider, directory))
+        return list(unique.values())
+
+
+def package_recipes(module: str) -> Path | None:
+    """``<package>/recipes`` of the package holding the hook module ``module`` (an
+    entry-point value such as ``reid_plugin_x.plugin``), if it is a directory."""
+    from importlib.util import find_spec
+
+    name = module.partition(":")[0]
+    package = name.rpartition(".")[0] or name
+    try:
+        spec = find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(location) / "recipes"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def api_version_error(module: object) -> str | None:
+    """Why a plugin's hook module does not fit this core's API, or None."""
+    from reidcore.api import API_VERSION
+
+    stated = getattr(module, "REID_API_VERSION", None)
+    if stated == API_VERSION:
+        return None
+    core = f"this reidcore {_core_version()} provides API version {API_VERSION}"
+    if stated is None:
+        return (f"its hook module states no REID_API_VERSION (plugins written for API "
+                f"version 1 predate it); {core}: install a release of the plugin made for "
+                f"it, or (its author) port it and set REID_API_VERSION = {API_VERSION}")
+    return (f"it was written for reidcore API version {stated!r} (REID_API_VERSION); "
+            f"{core}: install a release of the plugin made for it")
 
 
 def disabled_from_env() -> set[str]:
@@ -133,6 +177,10 @@ def _entry_point_infos(disabled: set[str]) -> Iterable[tuple[PluginInfo, ModuleT
         except Exception as exc:  # a broken plugin must not break reid
             info.error = f"failed to import {entry_point.value}: {_describe_exception(exc)}"
             module = None
+        if module is not None:
+            info.error = api_version_error(module)
+            if info.error is not None:
+                module = None
         yield info, module
 
 
@@ -200,7 +248,10 @@ def load_plugins(disabled: Iterable[str] = (),
     for name, plugin in extra:
         info = PluginInfo(name, name, "(in-process)", getattr(plugin, "__name__", repr(plugin)))
         infos[name] = info
-        _register(manager, info, plugin)
+        if hasattr(plugin, "REID_API_VERSION"):  # in-process objects may leave it out
+            info.error = api_version_error(plugin)
+        if info.error is None:
+            _register(manager, info, plugin)
     registry = Registry()
     _collect_specs(manager, infos, registry)
     for info in infos.values():
@@ -215,12 +266,35 @@ def load_plugins(disabled: Iterable[str] = (),
 
 
 def _register(manager: pluggy.PluginManager, info: PluginInfo, plugin: object) -> None:
+    """Register one plugin and check it at once (``check_pending``): the plugins before it
+    passed, so a hook implementation that matches no hook is this plugin's, reported as
+    its error (``reid_loss`` for ``reid_losses``), never dropped without a word."""
     try:
         manager.register(plugin, name=info.name)
-    except Exception as exc:  # e.g. a hookimpl with an unknown name or wrong arguments
+    except Exception as exc:  # e.g. a hookimpl with wrong arguments
         info.error = f"rejected by the plugin manager: {_describe_exception(exc)}"
         return
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError:
+        info.error = _unknown_hooks_message(manager, info.name)
+        manager.unregister(name=info.name)
+        return
     _guard_observers(manager, info)
+
+
+def _unknown_hooks_message(manager: pluggy.PluginManager, plugin_name: str) -> str:
+    from reidcore.errors import did_you_mean
+
+    known = [name for name in dir(hookspecs) if name.startswith("reid_")]
+    unknown = sorted(
+        name for name, caller in vars(manager.hook).items()
+        if isinstance(caller, pluggy.HookCaller) and not caller.has_spec()
+        and any(impl.plugin_name == plugin_name and not impl.optionalhook
+                for impl in caller.get_hookimpls()))
+    described = "; ".join(f"'{name}'{did_you_mean(name, known)}" for name in unknown)
+    return (f"implements hooks that reid does not have: {described} (every hook: "
+            f"reidcore.hookspecs)")
 
 
 def _guard_observers(manager: pluggy.PluginManager, info: PluginInfo) -> None:

@@ -37,10 +37,11 @@ import attrs
 from reidcore.compat import tomllib
 from reidcore.converter import converter, structure, unstructure
 from reidcore.data.config import LoaderConfig
-from reidcore.engine.config import TrainConfig
 from reidcore.errors import RecipeError, RecipeFileError, RecipeProblem, did_you_mean
 from reidcore.fileio import atomic_write_text
+from reidcore.needs import needs_problems
 from reidcore.registry import Kind, Registry
+from reidcore.train_config import TrainConfig
 
 
 @attrs.define
@@ -361,6 +362,7 @@ def resolve(raw: dict[str, Any], source: str, registry: Registry, hook: Any | No
     if problems:
         raise RecipeError(source, problems)
     recipe = Recipe(**values)
+    problems += needs_problems(recipe, registry)
     if hook is not None:
         for found in hook.reid_validate_recipe(recipe=recipe, registry=registry):
             problems += list(found or ())

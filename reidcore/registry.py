@@ -68,6 +68,58 @@ def _accepted(function: Callable[..., Any], keywords: dict[str, Any]) -> dict[st
     return {key: value for key, value in keywords.items() if key in names}
 
 
+OPTIMIZATION_KEYS = ("optimizer", "lr", "weight_decay", "momentum", "schedule", "schedule_by",
+                     "milestones", "gamma", "min_lr_factor", "warmup_epochs", "warmup_factor")
+"""The ``[train]`` keys a method reads when it builds its optimizers and LR schedules (the
+others belong to the engine, which honours them for every method)."""
+
+BATCH_PARTS = {"positives": "loader.positive", "second": "loader.second_batch",
+               "textures": "loader.textures", "target": "[[data.target]]"}
+"""The optional parts of a training batch and the recipe setting that provides each."""
+
+
+def _known_train_keys(_instance: Any, attribute: attrs.Attribute, value: frozenset) -> None:
+    unknown = sorted(set(value) - set(OPTIMIZATION_KEYS))
+    if unknown:
+        raise ValueError(f"MethodNeeds.{attribute.name}: {unknown} are not [train] "
+                         f"optimization keys ({', '.join(OPTIMIZATION_KEYS)})")
+
+
+def _known_batch_parts(_instance: Any, attribute: attrs.Attribute, value: frozenset) -> None:
+    unknown = sorted(set(value) - set(BATCH_PARTS))
+    if unknown:
+        raise ValueError(f"MethodNeeds.{attribute.name}: {unknown} are not batch parts "
+                         f"({', '.join(BATCH_PARTS)})")
+
+
+@attrs.frozen
+class MethodNeeds:
+    """What a method reads from its recipe beyond its own ``[method]`` table: the core checks
+    a recipe against it once (``reid check``, ``reid run``), with one wording for every
+    method, so no setting is silently ignored and no method repeats the checks.
+
+    ``train``: the :data:`OPTIMIZATION_KEYS` the method honours; a recipe that sets another
+    one to a non-default value is refused, with ``train_note`` as the reason (where the
+    method's own settings are, e.g. ``"dgnet sets its own learning rates: use method.lr_ea
+    / lr_g / lr_d"``). ``roles``: the ``[generators.<role>]`` it builds, each with its
+    default component (``None``: the recipe must give one); another role is refused.
+    ``losses``: whether it takes ``[[losses]]``; ``losses_note`` says where its losses are
+    set instead. ``batch``: the optional batch parts (:data:`BATCH_PARTS`) its step reads;
+    the recipe must provide each. ``flip_note``: non-empty when the evaluator's ``flip``
+    must stay off, with the reason (an embedding that flips by itself).
+    """
+
+    train: frozenset[str] = attrs.field(default=frozenset(OPTIMIZATION_KEYS),
+                                        converter=frozenset, validator=_known_train_keys)
+    train_note: str = ""
+    roles: dict[str, str | None] = attrs.field(factory=dict, converter=dict, hash=False)
+    losses: bool = True
+    losses_note: str = ""
+    batch: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset,
+                                        validator=_known_batch_parts)
+    flip_note: str = ""
+
+
 def _check_config_class(_instance: Any, _attribute: attrs.Attribute, value: type) -> None:
     if not attrs.has(value):
         raise TypeError(f"config must be an attrs class, got {value!r}")
@@ -85,6 +137,9 @@ class ComponentSpec:
     kind that no component has; it returns how this component provides that name (the
     timm backbone: ``name = "timm"`` with ``model = "resnet50"``) or ``None``. It runs
     only on that error path, so it may import heavy modules.
+    ``needs`` (methods only): what the method reads from its recipe, a
+    :class:`MethodNeeds` (default: every ``[train]`` optimization key, ``[[losses]]``, no
+    generator role, no optional batch part).
     ``provider`` is filled in by the registry with the plugin that returned the spec.
     """
 
@@ -95,6 +150,7 @@ class ComponentSpec:
     summary: str = ""
     example: str | Callable[[], Any] | None = None
     hint: str | Callable[[str], str | None] | None = None
+    needs: MethodNeeds = attrs.field(factory=MethodNeeds)
     provider: str = ""
 
     def default_config(self) -> Any:

@@ -1,6 +1,10 @@
-"""Contract checks any plugin runs over its own components (the core runs them too).
+"""Contract checks and test helpers for plugins and the core (``reidcore.testing``).
 
-In a plugin's test suite::
+A plugin's tests and benchmarks import ``reidcore``, ``reidcore.api`` and this module,
+nothing else of the core. The core's registry-wide contract test runs
+:func:`check_component` over every component of every installed plugin (as timm tests
+every model), so a plugin's own suite keeps only its "registers what my README lists"
+test; to run the checks on one plugin alone::
 
     import pytest
     from reidcore.testing import check_component, components_of, spec_id
@@ -14,26 +18,36 @@ What is checked, per kind (everything on the CPU, with tiny inputs):
 * every kind: the default config round-trips through the recipe converter, and the
   component builds from it (``spec.create()``);
 * backbone: ``forward_features`` gives ``B x C x H x W``, ``forward`` gives
-  ``B x feature_dim``, outputs are finite, gradients reach the parameters, and a
+  ``B x feature_dim``, outputs are finite, a gradient reaches every parameter, and a
   ``state_dict`` loaded into a second instance reproduces the outputs;
 * generator, loss: the spec's ``example()`` returns the positional arguments of a forward
-  call; outputs are finite, a backward pass works, and the state_dict round-trips;
+  call; outputs are finite, a gradient reaches every parameter, and the state_dict
+  round-trips;
 * evaluator: ``evaluate`` on random query/gallery features (or ``example()``'s pair)
   returns finite floats;
 * dataset: the built object has ``load`` and ``expected`` (loading may need files);
 * method: ``example()`` returns a small recipe for it as TOML-like data, e.g.
   ``{"backbone": {"name": "timm", "model": "resnet18"}}`` (the ``method`` table may be
-  left out or give options), and may add ``"num_classes"`` (default 4) beside the recipe's
-  keys under ``"reid:num_classes"``; the check resolves it with the installed registry,
-  builds the method with a CPU :class:`~reidcore.engine.context.MethodContext`, and
-  checks that it names its modules and that ``embed`` gives ``B x D`` finite embeddings.
+  left out or give options), with optional keys beside the recipe's:
+  ``"reid:num_classes"`` (default 4) and ``"reid:no_gradient"`` (``{label prefix:
+  reason}``, parameters that legitimately get no gradient on the checked step, e.g.
+  ``{"main": "phase A steps the 'frozen' optimizer only"}``). The check builds the method
+  with a CPU context, checks ``embed``, runs ``configure_optimizers`` and one
+  ``training_step`` on :func:`fake_batch`, and asks that every trainable parameter is in
+  an optimizer and that every optimizer's parameters had a gradient when it stepped.
+
+Helpers: :func:`installed_plugins`, :func:`resolve_recipe`, :func:`run_recipe` (train and
+evaluate a recipe as ``reid run`` does), :func:`reid_cli` (the command line in-process),
+:func:`write_checkpoint`, :func:`fake_batch`, :func:`method_context` /
+:func:`tiny_context` / :func:`build_method` (a method or its context on the CPU).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from reidcore.converter import structure, unstructure
@@ -53,9 +67,7 @@ def spec_id(spec: ComponentSpec) -> str:
 
 def components_of(plugin: str, kinds: Iterable[Kind | str] | None = None) -> list[ComponentSpec]:
     """The installed components provided by ``plugin`` (plugin or distribution name)."""
-    from reidcore.plugins import get_plugins
-
-    plugins = get_plugins()
+    plugins = installed_plugins()
     info = next((i for i in plugins.infos if plugin in (i.name, i.distribution)), None)
     if info is None:
         names = ", ".join(i.distribution for i in plugins.infos)
@@ -143,9 +155,12 @@ def _backward(spec: ComponentSpec, module: Any, output: Any) -> None:
     if not floats:
         return  # e.g. a loss with no parameters on inputs without grad
     sum(t.float().mean() for t in floats).backward()
-    params = [p for p in module.parameters() if p.requires_grad]
-    if params and all(p.grad is None for p in params):
-        raise ContractError(f"{spec.kind.value} '{spec.name}': no gradient reached any parameter")
+    missing = [name for name, p in module.named_parameters()
+               if p.requires_grad and p.grad is None]
+    if missing:
+        raise ContractError(f"{spec.kind.value} '{spec.name}': no gradient reached "
+                            f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''} "
+                            f"(a part of the network that never learns)")
 
 
 def check_backbone(spec: ComponentSpec) -> None:
@@ -224,33 +239,156 @@ def check_dataset(spec: ComponentSpec) -> None:
 
 
 NUM_CLASSES_KEY = "reid:num_classes"
+NO_GRADIENT_KEY = "reid:no_gradient"
+_EXAMPLE_KEYS = (NUM_CLASSES_KEY, NO_GRADIENT_KEY)
+
+
+def installed_plugins() -> Any:
+    """The installed plugins (entry points, read once per process), as ``reid`` sees them:
+    ``.registry``, ``.hook``, ``.infos``."""
+    from reidcore.plugins import get_plugins
+
+    return get_plugins()
+
+
+def resolve_recipe(recipe: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> Any:
+    """A resolved :class:`~reidcore.recipe.Recipe` from a packaged name, a file or a raw
+    TOML-like mapping, with ``--set`` style overrides, checked as ``reid check`` does."""
+    from reidcore.recipe import load_recipe, resolve
+
+    plugins = installed_plugins()
+    if isinstance(recipe, Mapping):
+        return resolve(dict(recipe), "<test recipe>", plugins.registry, plugins.hook,
+                       overrides=list(overrides))
+    return load_recipe(recipe, plugins, overrides)[1]
+
+
+def run_recipe(recipe: Any, out: Path, *, overrides: Sequence[str] = (), resume: bool = False,
+               nproc: int = 1, quiet: bool = True, name: str | None = None) -> dict[str, Any]:
+    """Train and evaluate ``recipe`` (a resolved recipe, a name, a file or a mapping) into
+    ``out``, as ``reid run`` does; returns ``summary.json``'s content."""
+    from reidcore.engine.runner import run_recipe as engine_run
+
+    if not hasattr(recipe, "method"):
+        recipe = resolve_recipe(recipe, overrides)
+    return engine_run(recipe, installed_plugins(), out=Path(out), resume=resume,
+                      recipe_name=name or recipe.name or "recipe", nproc=nproc, quiet=quiet)
+
+
+def reid_cli(*args: str | Path) -> int:
+    """Run the ``reid`` command line in this process; returns its exit code (read its
+    output with pytest's ``capsys``)."""
+    from reidcore.cli import main
+
+    return main([str(arg) for arg in args])
+
+
+def write_checkpoint(path: Path, modules: Mapping[str, Any], epoch: int = 1) -> Path:
+    """A checkpoint of ``modules`` (name -> nn.Module or state_dict) as a run writes it
+    (verified format, digest included): for testing commands that read one."""
+    from reidcore.engine import checkpoint
+
+    states = {name: m.state_dict() if hasattr(m, "state_dict") else dict(m)
+              for name, m in modules.items()}
+    checkpoint.save(Path(path), {"format": checkpoint.FORMAT, "epoch": epoch, "step": 0,
+                                 "modules": states})
+    return Path(path)
+
+
+def fake_batch(recipe: Any, num_classes: int, seed: int = 0) -> dict[str, Any]:
+    """A training batch as the recipe's loader would give it (:class:`~reidcore.interfaces.
+    Batch`): ``loader.identities x loader.instances`` images laid out identity by identity,
+    with the parts the loader is asked for (positives, textures, second, target)."""
+    import torch
+
+    loader = recipe.loader
+    generator = torch.Generator().manual_seed(seed)
+    size = loader.identities * loader.instances
+
+    def images(count: int, height: int, width: int) -> torch.Tensor:
+        return torch.randn(count, 3, height, width, generator=generator)
+
+    def labelled() -> dict[str, Any]:
+        pids = torch.arange(loader.identities).repeat_interleave(loader.instances)
+        batch: dict[str, Any] = {
+            "images": images(size, loader.height, loader.width),
+            "pids": pids % max(num_classes, 1), "camids": torch.arange(size) % 2,
+            "domains": torch.zeros(size, dtype=torch.int64), "indices": torch.arange(size),
+            "paths": [f"fake/{i}.png" for i in range(size)], "extras": [{}] * size}
+        if loader.positive:
+            batch["positives"] = images(size, loader.height, loader.width)
+        if loader.textures:
+            batch["textures"] = images(size, loader.texture_height,
+                                       loader.texture_width).tanh()
+        return batch
+
+    batch = labelled()
+    if loader.second_batch:
+        batch["second"] = labelled()
+    if recipe.data.target:
+        count = loader.target_batch_size or size
+        batch["target"] = {"images": images(count, loader.height, loader.width),
+                           "camids": torch.arange(count) % 2,
+                           "domains": torch.zeros(count, dtype=torch.int64),
+                           "indices": torch.arange(count),
+                           "paths": [f"fake/target/{i}.png" for i in range(count)],
+                           "extras": [{}] * count}
+    return batch
 
 
 def method_context(spec: ComponentSpec, example: Mapping[str, Any]) -> Any:
     """The CPU :class:`~reidcore.engine.context.MethodContext` a method's ``example()``
     recipe describes (see the module docstring), resolved with the installed plugins."""
     from reidcore.engine.context import MethodContext
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import resolve
 
-    raw = {key: value for key, value in example.items() if key != NUM_CLASSES_KEY}
+    raw = {key: value for key, value in example.items() if key not in _EXAMPLE_KEYS}
     raw["method"] = {"name": spec.name, **dict(raw.get("method", {}))}
-    registry = get_plugins().registry
-    recipe = resolve(raw, f"<{spec.name} contract example>", registry)
-    return MethodContext(recipe=recipe, registry=registry,
+    recipe = resolve_recipe(raw)
+    return MethodContext(recipe=recipe, registry=installed_plugins().registry,
                          num_classes=int(example.get(NUM_CLASSES_KEY, 4)), steps_per_epoch=2)
 
 
+def tiny_context(method: str = "baseline", **recipe: Any) -> Any:
+    """A CPU context for ``method`` with a tiny backbone (a 2-block ResNet at 64 x 32, 8
+    images a batch) and ``recipe``'s sections on top: for tests of a method's parts."""
+    spec = installed_plugins().registry.get(Kind.METHOD, method)
+    raw: dict[str, Any] = {"backbone": {"name": "timm", "model": "resnet10t",
+                                        "pretrained": False},
+                           "loader": {"height": 64, "width": 32, "identities": 2,
+                                      "instances": 4}}
+    for key, value in recipe.items():
+        raw[key] = ({**raw[key], **value} if isinstance(value, Mapping)
+                    and isinstance(raw.get(key), Mapping) else value)
+    return method_context(spec, raw)
+
+
+def build_method(spec: ComponentSpec, example: Mapping[str, Any]) -> tuple[Any, Any]:
+    """``(method, context)``: the method an ``example()`` recipe describes, on the CPU."""
+    context = method_context(spec, example)
+    return spec.create(context.recipe.method.config, context=context), context
+
+
 def check_method(spec: ComponentSpec) -> None:
+    """Build the method from its example, embed, then ``configure_optimizers`` and one
+    ``training_step`` on a :func:`fake_batch`: every trainable parameter of its modules
+    is in an optimizer, and every parameter of every optimizer received a gradient, except
+    those the example lists under ``"reid:no_gradient"`` (label prefix -> reason)."""
     import torch
+
+    from reidcore.engine.optim import Optimization
+    from reidcore.engine.step import StepOptimizers
 
     torch.manual_seed(0)
     example = _example(spec)
     if not isinstance(example, Mapping):
         raise ContractError(f"method '{spec.name}': example() must return a recipe mapping, "
                             f"got {type(example).__name__}")
-    context = method_context(spec, example)
-    method = spec.create(context.recipe.method.config, context=context)
+    exempt = dict(example.get(NO_GRADIENT_KEY, {}))
+    for label, reason in exempt.items():
+        if not str(reason).strip():
+            raise ContractError(f"method '{spec.name}': {NO_GRADIENT_KEY} entry '{label}' "
+                                f"needs its reason")
+    method, context = build_method(spec, example)
     modules = method.modules()
     if not modules or not all(isinstance(m, torch.nn.Module) for m in modules.values()):
         raise ContractError(f"method '{spec.name}': modules() must name nn.Module objects")
@@ -262,3 +400,47 @@ def check_method(spec: ComponentSpec) -> None:
         raise ContractError(f"method '{spec.name}': embed gave {tuple(embeddings.shape)}, "
                             f"expected B x D")
     _assert_finite(f"method '{spec.name}'", embeddings)
+
+    optimization = method.configure_optimizers()
+    if not isinstance(optimization, Optimization):
+        raise ContractError(f"method '{spec.name}': configure_optimizers() must return "
+                            f"reidcore.api.Optimization, got {type(optimization).__name__}")
+    unknown = set(optimization.schedulers) - set(optimization.optimizers)
+    if unknown:
+        raise ContractError(f"method '{spec.name}': schedulers {sorted(unknown)} step no "
+                            f"optimizer")
+    optimized = {id(p) for o in optimization.optimizers.values()
+                 for g in o.param_groups for p in g["params"]}
+    outside = [f"{name}.{pname}" for name, module in modules.items()
+               for pname, p in module.named_parameters()
+               if p.requires_grad and id(p) not in optimized]
+    optim = StepOptimizers(optimization, context.precision)
+    optim.track_gradients()
+    for module in modules.values():
+        module.train()
+    metrics = method.training_step(fake_batch(context.recipe, context.num_classes), 0, optim)
+    if not isinstance(metrics, Mapping) or not metrics:
+        raise ContractError(f"method '{spec.name}': training_step must return its metrics "
+                            f"(a mapping of name -> 0-d tensor or float)")
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.dim() != 0:
+            raise ContractError(f"method '{spec.name}': metric {key!r} is not a 0-d tensor")
+        if key.startswith("loss") and not math.isfinite(float(value)):
+            raise ContractError(f"method '{spec.name}': metric {key!r} = {float(value)}")
+    untrained = [f"{name}.{label}" for name, labels in optim.untrained().items()
+                 for label in labels]
+
+    def exempted(label: str) -> bool:
+        return any(label == key or label.startswith((f"{key}.", f"{key}[")) for key in exempt)
+
+    problems = [f"{label} (trainable, in no optimizer)" for label in outside
+                if not exempted(label)]
+    problems += [f"{label} (no gradient when its optimizer stepped)" for label in untrained
+                 if not exempted(label)]
+    if problems:
+        shown = "; ".join(problems[:12]) + (f"; ... {len(problems) - 12} more"
+                                            if len(problems) > 12 else "")
+        raise ContractError(f"method '{spec.name}': one training_step left parameters "
+                            f"untrained: {shown}. A parameter that legitimately gets no "
+                            f"gradient on that step is listed, with the reason, in the "
+                            f"example's {NO_GRADIENT_KEY!r}")

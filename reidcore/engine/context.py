@@ -1,34 +1,40 @@
 """What a method's build function receives: :class:`MethodContext`.
 
-A method spec's build function is called as ``build(config, context=MethodContext(...))``.
-The context gives the resolved recipe, the registry, the number of training identities,
-the device, the numeric precision helper and builders for the recipe's other sections,
-so a method never parses the recipe itself::
+A method spec's build function (or class) is called as ``build(config,
+context=MethodContext(...))``. The context gives the resolved recipe, the registry, the
+number of training identities, the device, the clock and builders for the recipe's other
+sections, so a method never parses the recipe itself::
 
-    def build(config: MyConfig, *, context: MethodContext) -> MyMethod:
-        backbone = context.build_backbone()              # recipe [backbone] (or its default)
-        losses = context.build_losses(backbone.feature_dim)   # recipe [[losses]], weighted
-        ...
-        optimizer = context.make_optimizer({"backbone": ..., "head": ...})  # [train] settings
-        scheduler = context.make_scheduler(optimizer)     # LR warm-up, steps or cosine
+    class MyMethod:
+        def __init__(self, config: MyConfig, context: MethodContext):
+            self.backbone = context.build_backbone()          # [backbone] (or its default)
+            self.losses = context.build_losses(self.backbone.feature_dim)  # [[losses]]
+            self.decoder = context.build_generator("decoder")  # a role the spec declares
 
-In ``training_step`` a method uses ``context.precision`` for mixed precision:
-``with precision.autocast(): ...``, ``precision.backward(loss)`` and
-``precision.step(optimizer)`` (which also clips gradients as ``train.clip_grad_norm``
-says); and ``context.wrap(network)`` for the module it calls forward on, which is
-DistributedDataParallel when the run has several processes.
+        def configure_optimizers(self) -> Optimization:
+            main = context.make_optimizer({"backbone": ..., "head": ...})  # [train] settings
+            return Optimization({"main": main}, {"main": context.make_scheduler(main)})
 
-What more a method needs from its run is here too: ``inputs(batch, ...)`` (the tensors of
-a batch on the device, the step's usual preamble), ``sync_gradients`` (DDP for a method
-that calls its networks' parts directly), ``load_run`` (another run's networks, frozen:
-a teacher, a pretraining stage), and ``log_images`` (a grid of generated images in
-TensorBoard and as a PNG in the run directory).
+        def training_step(self, batch, step, optim):
+            images, pids = context.inputs(batch, "images", "pids")
+            with context.precision.autocast():
+                loss = ...
+            optim.update("main", loss)     # zero_grad, backward, DDP sync, clip, step
+            return {"loss": loss.detach()}
+
+Every optimizer is built by the core (``make_optimizer``: the recipe's ``lr_mult``,
+``freeze`` and ``optimizer_impl`` apply to it) and every LR schedule reads the engine's
+clock (``make_scheduler`` for the ``[train]`` one, ``schedule`` for a method's own). What
+more a method needs from its run is here too: ``inputs(batch, ...)`` (the tensors of a
+batch on the device), ``wrap`` (DDP around the module it calls forward on), ``load_run``
+(another run's networks, frozen: a teacher, a pretraining stage), and ``log_images`` (a
+grid of generated images in TensorBoard and as a PNG in the run directory).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +42,9 @@ import attrs
 import torch
 from torch import nn
 
-from reidcore.engine.config import TrainConfig
+from reidcore.engine.optim import Clock, ClockLR
 from reidcore.registry import Kind, Registry
+from reidcore.train_config import TrainConfig
 
 
 @attrs.define(eq=False)
@@ -72,8 +79,12 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+    def scale(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` as its backward must see it: scaled by the fp16 gradient scaler."""
+        return self.scaler.scale(loss) if self.scaler is not None else loss
+
+    def backward(self, loss: torch.Tensor, retain_graph: bool = False) -> None:
+        self.scale(loss).backward(retain_graph=retain_graph)
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is not None:
@@ -123,14 +134,21 @@ class MethodContext:
     precision: Precision = attrs.field(factory=Precision)
     rank: int = 0
     world_size: int = 1
-    clock: Any = None
-    """The engine's :class:`~reidcore.engine.optim.Clock` (LR schedules read it)."""
+    clock: Clock = attrs.field(default=None)
+    """The engine's :class:`~reidcore.engine.optim.Clock`, always set: LR schedules and
+    loss-weight ramps read it; the engine moves it."""
     meta: bool = False
     """True when built for ``reid check --build`` (meta device: no memory, no data)."""
     run_dir: Path | None = None
     """The run's directory (None outside a run, e.g. in contract checks)."""
     logger: Any = None
     """The engine's run logger (``image(tag, hxwx3, step)``); None outside a run."""
+    _ddp_parameters: set[int] = attrs.field(factory=set, init=False)
+    """Parameters of modules :meth:`wrap` put in DDP (their gradients are synced there)."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.clock is None:
+            self.clock = Clock(length=self.steps_per_epoch)
 
     @property
     def train(self) -> TrainConfig:
@@ -148,10 +166,15 @@ class MethodContext:
         """The recipe's ``[backbone]`` (the ``default`` component with defaults if absent)."""
         return self._create(Kind.BACKBONE, self.recipe.backbone, default)
 
-    def build_generator(self, role: str, default: str | None = None) -> nn.Module:
-        """The recipe's ``[generators.<role>]`` (the ``default`` component with its default
-        options when the recipe has no such section)."""
-        return self._create(Kind.GENERATOR, self.recipe.generators.get(role), default)
+    def build_generator(self, role: str) -> nn.Module:
+        """The recipe's ``[generators.<role>]``, or the default component the method's
+        spec declares for ``role`` (``MethodNeeds.roles``) with its default options."""
+        needs = self.registry.get(Kind.METHOD, self.recipe.method.name).needs
+        if role not in needs.roles:
+            raise ValueError(f"method '{self.recipe.method.name}' declares no generator role "
+                             f"'{role}' in its spec's MethodNeeds.roles")
+        return self._create(Kind.GENERATOR, self.recipe.generators.get(role),
+                            needs.roles[role])
 
     def build_loss(self, name: str, feature_dim: int = 0, **options: Any) -> nn.Module:
         """One loss component by name with ``options`` (e.g. a method's default losses when
@@ -189,20 +212,29 @@ class MethodContext:
                                                                     else {})))
         return WeightedLoss(names, losses, weights)
 
-    def make_optimizer(self, groups: Mapping[str, Iterable[nn.Parameter]],
-                       **overrides: Any) -> torch.optim.Optimizer:
-        """An optimizer from ``[train]`` over named parameter groups (``lr_mult`` per name);
-        ``lr``, ``weight_decay`` and ``kind`` may be overridden."""
+    def make_optimizer(self, groups: Mapping[str, Any], **options: Any) -> torch.optim.Optimizer:
+        """An optimizer over named parameter groups, built by the core so that
+        ``train.lr_mult``, ``train.freeze`` and ``train.optimizer_impl`` apply to every
+        method: see :func:`~reidcore.engine.optim.make_optimizer` for ``groups`` (a list of
+        parameters, or ``{"params": ..., "lr_mult": ..., "weight_decay": ...}``) and the
+        ``options`` (``kind``, ``lr``, ``weight_decay``, ``momentum``, ``nesterov``,
+        ``betas``, ``eps``, ``amsgrad``), which default to the recipe's ``[train]``."""
         from reidcore.engine.optim import make_optimizer
 
-        return make_optimizer(groups, self.train, **overrides)
+        return make_optimizer(groups, self.train, **options)
 
-    def make_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
-        from reidcore.engine.optim import Clock, make_scheduler
+    def make_scheduler(self, optimizer: torch.optim.Optimizer) -> ClockLR:
+        """The ``[train]`` LR schedule (warm-up, multistep/cosine/constant) for ``optimizer``."""
+        from reidcore.engine.optim import make_scheduler
 
-        if self.clock is None:
-            self.clock = Clock(length=self.steps_per_epoch)
         return make_scheduler(optimizer, self.train, self.clock)
+
+    def schedule(self, optimizer: torch.optim.Optimizer,
+                 factor: Callable[[Clock], float]) -> ClockLR:
+        """A method's own LR schedule: every group's LR is ``initial * factor(clock)``
+        (e.g. a paper's step decay by iteration: ``lambda clock: 0.1 ** (clock.step //
+        40000)``); stateless, so a resumed run gets the same LRs."""
+        return ClockLR(optimizer, factor, self.clock)
 
     def wrap(self, module: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
         """``module`` itself, or DistributedDataParallel around it in a multi-process run.
@@ -210,32 +242,32 @@ class MethodContext:
 
         ``find_unused_parameters``: set it when some parameters get no gradient in some
         steps, e.g. a backbone frozen for the first epochs (DDP would otherwise wait for
-        their gradients forever and fail)."""
+        their gradients forever and fail). The step's ``optim.update`` does not average
+        a wrapped module's gradients again."""
         if self.world_size <= 1 or self.meta:
             return module
         from torch.nn.parallel import DistributedDataParallel
 
+        self._ddp_parameters.update(id(p) for p in module.parameters())
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=device_ids,
                                        find_unused_parameters=find_unused_parameters)
 
-    def sync_gradients(self, *modules: nn.Module) -> None:
-        """Average the gradients of ``modules`` over the processes of a multi-process run
-        (a no-op in one process). For methods that call parts of a network directly
-        (``encode``/``decode``, a discriminator's layers), which DDP's forward cannot
-        wrap: call it after ``backward`` and before the optimizer's step. Parameters
-        without a gradient count as zero on that rank."""
+    def sync_gradients(self, params: Iterable[nn.Parameter]) -> None:
+        """Average the gradients of ``params`` over the processes of a multi-process run
+        (a no-op in one process), except those of modules :meth:`wrap` put in DDP. The
+        step's ``optim.update`` and ``optim.step`` call it; parameters without a gradient
+        count as zero on that rank."""
         if self.world_size <= 1 or self.meta:
             return
         import torch.distributed as dist
 
         grads = []
-        for module in modules:
-            for param in module.parameters():
-                if param.requires_grad:
-                    if param.grad is None:
-                        param.grad = torch.zeros_like(param)
-                    grads.append(param.grad)
+        for param in params:
+            if param.requires_grad and id(param) not in self._ddp_parameters:
+                if param.grad is None:
+                    param.grad = torch.zeros_like(param)
+                grads.append(param.grad)
         if not grads:
             return
         flat = torch.cat([g.reshape(-1) for g in grads])

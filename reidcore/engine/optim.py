@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import torch
 
-from reidcore.engine.config import TrainConfig
+from reidcore.train_config import TrainConfig
 
 
 @attrs.define
@@ -51,24 +51,38 @@ def implementation_options(impl: str, params: list[torch.nn.Parameter]) -> dict[
             "for-loop": {"foreach": False}}[impl]
 
 
-def make_optimizer(groups: Mapping[str, Iterable[torch.nn.Parameter]], config: TrainConfig,
+def make_optimizer(groups: Mapping[str, Any], config: TrainConfig, *, kind: str | None = None,
                    lr: float | None = None, weight_decay: float | None = None,
-                   kind: str | None = None) -> torch.optim.Optimizer:
-    """One optimizer over named parameter groups; group ``g`` gets ``lr * lr_mult[g]``.
+                   momentum: float | None = None, nesterov: bool = False,
+                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                   amsgrad: bool = False) -> torch.optim.Optimizer:
+    """One optimizer (``kind``: ``adam``, ``adamw``, ``sgd``; default ``train.optimizer``)
+    over named parameter groups; group ``g`` gets ``lr * its lr_mult * train.lr_mult[g]``.
 
-    Groups keep their name (``param_group["name"]``) so freezing and logging can find them.
-    Parameters with ``requires_grad=False`` (e.g. BNNeck's bias) are left out; every name
-    given, an empty group's too, is kept in ``optimizer.reid_group_names`` (what
-    ``lr_mult`` and ``freeze`` may name: :mod:`reidcore.engine.names`).
+    A group is a list of parameters, or ``{"params": [...], "lr_mult": m,
+    "weight_decay": w}`` for a method's own multiplier (DG-Net's heads at x10) or decay
+    (FlipReID's GeM exponents at 0). ``lr``, ``weight_decay`` and ``momentum`` default to
+    ``[train]``'s; ``nesterov`` (SGD), ``betas``, ``eps`` and ``amsgrad`` (Adam/AdamW) to
+    PyTorch's. Groups keep their name (``param_group["name"]``) so freezing and logging can
+    find them. Parameters with ``requires_grad=False`` (e.g. BNNeck's bias) are left out;
+    every name given, an empty group's too, is kept in ``optimizer.reid_group_names``
+    (what ``lr_mult`` and ``freeze`` may name: :mod:`reidcore.engine.names`).
+    ``train.optimizer_impl`` chooses the kernels.
     """
     base_lr = config.lr if lr is None else lr
     decay = config.weight_decay if weight_decay is None else weight_decay
     param_groups = []
-    for name, params in groups.items():
-        params = [p for p in params if p.requires_grad]
+    for name, group in groups.items():
+        options = dict(group) if isinstance(group, Mapping) else {"params": group}
+        params = [p for p in options.pop("params") if p.requires_grad]
+        multiplier = float(options.pop("lr_mult", 1.0))
+        unknown = set(options) - {"weight_decay"}
+        if unknown:
+            raise ValueError(f"parameter group '{name}': unknown options {sorted(unknown)} "
+                             f"(a group takes params, lr_mult, weight_decay)")
         if params:
-            param_groups.append({"params": params, "name": name,
-                                 "lr": base_lr * config.lr_mult.get(name, 1.0)})
+            param_groups.append({"params": params, "name": name, **options,
+                                 "lr": base_lr * multiplier * config.lr_mult.get(name, 1.0)})
     if not param_groups:
         raise ValueError("no trainable parameters in " + ", ".join(groups))
     kind = kind or config.optimizer
@@ -76,12 +90,15 @@ def make_optimizer(groups: Mapping[str, Iterable[torch.nn.Parameter]], config: T
                                   [p for g in param_groups for p in g["params"]])
     optimizer: torch.optim.Optimizer
     if kind == "sgd":
-        optimizer = torch.optim.SGD(param_groups, lr=base_lr, momentum=config.momentum,
-                                    weight_decay=decay, **impl)
-    elif kind == "adamw":
-        optimizer = torch.optim.AdamW(param_groups, lr=base_lr, weight_decay=decay, **impl)
+        optimizer = torch.optim.SGD(param_groups, lr=base_lr,
+                                    momentum=config.momentum if momentum is None else momentum,
+                                    nesterov=nesterov, weight_decay=decay, **impl)
+    elif kind in ("adam", "adamw"):
+        adam = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+        optimizer = adam(param_groups, lr=base_lr, betas=betas, eps=eps, weight_decay=decay,
+                         amsgrad=amsgrad, **impl)
     else:
-        optimizer = torch.optim.Adam(param_groups, lr=base_lr, weight_decay=decay, **impl)
+        raise ValueError(f"unknown optimizer kind '{kind}' (adam, adamw, sgd)")
     optimizer.reid_group_names = tuple(groups)  # type: ignore[attr-defined]
     return optimizer
 

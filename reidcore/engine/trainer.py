@@ -12,10 +12,13 @@ Evaluation runs every ``train.eval_every`` epochs and after the last one, on eve
 set (rank 0 only), with flip test-time augmentation when the evaluator's config says
 ``flip = true``.
 
-A non-finite loss (``loss`` or a ``loss/<term>`` of a step's metrics) stops the run at once
-(``train.nonfinite = "stop"``) or skips the step (``"skip"``). The check reads the floats
-the method returns, which the loop converts anyway for the epoch means: it adds no
-device-to-host sync. Under DDP the ranks agree on a stop at the epoch's end, in the
+Step metrics (0-d tensors or floats) are summed on the device and read every
+``train.log_every`` steps and at the epoch's end (:mod:`reidcore.engine.step_metrics`): no
+host sync per step unless an observer plugin implements ``reid_train_step_end``.
+
+A non-finite loss (``loss`` or a ``loss/<term>`` of a step's metrics) stops the run
+(``train.nonfinite = "stop"``), at the next read, naming the first bad step, before any
+checkpoint is written; or skips the step (``"skip"``, which reads every step). Under DDP the ranks agree on a stop at the epoch's end, in the
 all-reduce of the epoch means (before anything is saved). A damaged last checkpoint is
 set aside on ``--resume`` (renamed ``*.damaged``) and the previous good one is used.
 """
@@ -57,6 +60,8 @@ from reidcore.engine.logging import (
 )
 from reidcore.engine.names import check_names
 from reidcore.engine.optim import Clock, Optimization
+from reidcore.engine.step import StepOptimizers
+from reidcore.engine.step_metrics import StepMetrics, to_floats
 from reidcore.errors import ReidError
 from reidcore.progress import progress
 from reidcore.records import RunInfo
@@ -216,6 +221,8 @@ class Trainer:
         self.evaluator = self.registry.get(Kind.EVALUATOR, evaluate.name).create(evaluate.config)
         self.flip = bool(getattr(evaluate.config, "flip", False))
         check_names(recipe, self.optimization, self.evaluator, recipe.name or "being run")
+        self.optim = StepOptimizers(self.optimization, self.precision,
+                                    sync=self.context.sync_gradients)
 
         if self.resume:
             self._load_latest()
@@ -371,27 +378,28 @@ class Trainer:
             if cfg.freeze_epochs:
                 apply_freeze(self.optimization, cfg.freeze, epoch < cfg.freeze_epochs)
             set_train_mode(modules, True)
-            sums: dict[str, float] = {}
-            count = good = skipped = 0
+            sums = StepMetrics()
+            count = skipped = 0
             first_bad: str | None = None  # under DDP: raised at the epoch's end
             epoch_start = time.perf_counter()
+            observed = bool(self.hook.reid_train_step_end.get_hookimpls())
             batches: Any = self.train_loader
             if self.dist.is_main and not self.quiet:
                 batches = progress(batches, total=steps, unit="step",
                                    desc=f"epoch {epoch + 1}/{cfg.epochs}")
             for batch in batches:
                 saved = [b.clone() for b in buffers] if skip else None
-                metrics = self.method.training_step(batch, self.step)
+                metrics = self.method.training_step(batch, self.step, self.optim)
                 self.precision.update()
                 self.clock.advance()
                 for scheduler in schedulers:
                     scheduler.step()
                 self.step += 1
                 count += 1
-                values = {key: float(value) for key, value in metrics.items()}
-                if nonfinite_terms(values):
-                    report = self._nonfinite_report(values, epoch, count, steps)
-                    if skip:
+                if skip:  # skip mode syncs every step anyway (the gradient check)
+                    values = to_floats(metrics)
+                    if nonfinite_terms(values):
+                        report = self._nonfinite_report(values, epoch, count, steps)
                         for buffer, before in zip(buffers, saved or [], strict=True):
                             buffer.copy_(before)
                         skipped += 1
@@ -399,19 +407,21 @@ class Trainer:
                         if self.nonfinite_steps <= 10 or self.nonfinite_steps % 100 == 0:
                             self.logger.print(f"warning: skipped {report} (non-finite steps "
                                               f"skipped so far: {self.nonfinite_steps})")
-                    elif self.dist.enabled:
-                        first_bad = first_bad or report
                     else:
-                        raise NonFiniteLossError(self._nonfinite_message(report))
+                        sums.add(values)
                 else:
-                    good += 1
-                    for key, value in values.items():
-                        sums[key] = sums.get(key, 0.0) + value
-                self.hook.reid_train_step_end(run=self.info, step=self.step, metrics=metrics)
-                if self.step % cfg.log_every == 0:
+                    sums.add(metrics, step=self.step)
+                logging = self.step % cfg.log_every == 0
+                if not skip and (logging or count == steps):
+                    first_bad = first_bad or self._check_nonfinite(sums, epoch, count, steps)
+                if observed:  # an observer reads floats: one sync per step, only then
+                    self.hook.reid_train_step_end(run=self.info, step=self.step,
+                                                  metrics=to_floats(metrics))
+                if logging:
                     self.logger.scalars("train", self.step, epoch + count / steps,
-                                        {**metrics, **self._lrs()}, tb_prefix="train/")
-            means = {k: v / max(good, 1) for k, v in sums.items()}
+                                        {**to_floats(metrics), **self._lrs()},
+                                        tb_prefix="train/")
+            means = sums.means()
             if self.dist.enabled and not skip:
                 means["nonfinite"] = 1.0 if first_bad else 0.0
             means = distributed.all_reduce_mean(self.dist, means)
@@ -443,12 +453,25 @@ class Trainer:
             self.evaluate(cfg.epochs, pictures=True)
         return self.finish(time.perf_counter() - started)
 
+    def _check_nonfinite(self, sums: StepMetrics, epoch: int, count: int,
+                         steps: int) -> str | None:
+        """The report of the first non-finite step since the last check (one sync), raised
+        at once in one process; under DDP returned, and raised at the epoch's end."""
+        found = sums.nonfinite()
+        if found is None:
+            return None
+        step, values = found
+        report = self._nonfinite_report(values, epoch, count - (self.step - step), steps, step)
+        if self.dist.enabled:
+            return report
+        raise NonFiniteLossError(self._nonfinite_message(report))
+
     def _nonfinite_report(self, values: dict[str, float], epoch: int, index: int,
-                          steps: int) -> str:
+                          steps: int, step: int | None = None) -> str:
         terms = ", ".join(f"{key} {value:.6g}" for key, value in values.items()
                           if key.startswith("loss"))
-        return (f"step {self.step} (epoch {epoch + 1}, batch {index} of {steps}) with a "
-                f"non-finite loss: {terms}")
+        return (f"step {self.step if step is None else step} (epoch {epoch + 1}, batch "
+                f"{index} of {steps}) with a non-finite loss: {terms}")
 
     def _nonfinite_message(self, report: str) -> str:
         last = (f"the last good checkpoint is {self.last_checkpoint}"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
 
 from reidcore.engine.context import MethodContext
 from reidcore.engine.optim import Optimization
+from reidcore.engine.step import StepOptimizers
+from reidcore.interfaces import Batch
 from reidcore.methods.config import BaselineConfig
 from reidcore.models.heads import BNNeck, Classifier, Embedding
 
@@ -59,7 +61,12 @@ class Baseline:
         self.network = BaselineNetwork(context.build_backbone(), context.num_classes, config)
         self.losses = context.build_losses(self.network.feature_dim, DEFAULT_LOSSES)
         self.train_network = context.wrap(self.network)
-        self._optimization: Optimization | None = None
+        for loss, weight in zip(self.losses.losses, self.losses.weights, strict=True):
+            if getattr(loss, "own_optimizer", None) and weight > 0:
+                # the strong baseline's trick: centers learn at their own rate, whatever
+                # the weight (their gradient is divided by it)
+                for param in loss.parameters():
+                    param.register_hook(functools.partial(torch.mul, other=1.0 / weight))
 
     def modules(self) -> Mapping[str, nn.Module]:
         return {"network": self.network, "losses": self.losses}
@@ -69,45 +76,26 @@ class Baseline:
         main = context.make_optimizer(self.network.parameter_groups())
         optimizers = {"main": main}
         schedulers = {"main": context.make_scheduler(main)}
-        center = [loss for loss in self.losses.losses if getattr(loss, "own_optimizer", None)]
-        if center:
-            optimizers["center"] = torch.optim.SGD(
-                [{"params": list(loss.parameters()), "lr": loss.lr, "name": "center"}
-                 for loss in center], lr=center[0].lr)
-        self._optimization = Optimization(optimizers, schedulers)
-        return self._optimization
+        centers = [loss for loss in self.losses.losses if getattr(loss, "own_optimizer", None)]
+        for index, loss in enumerate(centers):
+            name = "center" if index == 0 else f"center{index}"
+            optimizers[name] = context.make_optimizer({name: loss.parameters()}, kind="sgd",
+                                                      lr=loss.lr, momentum=0.0,
+                                                      weight_decay=0.0)
+        return Optimization(optimizers, schedulers)
 
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
-        if self._optimization is None:
-            self.configure_optimizers()
-        assert self._optimization is not None
-        precision = self.context.precision
-        device = self.context.device
-        images = batch["images"].to(device, non_blocking=True)
-        if self.context.train.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        pids = batch["pids"].to(device, non_blocking=True)
-        targets = {"pids": pids}
-        with precision.autocast():
+    def training_step(self, batch: Batch, step: int,
+                      optim: StepOptimizers) -> dict[str, torch.Tensor]:
+        images, pids = self.context.inputs(batch, "images", "pids")
+        with self.context.precision.autocast():
             outputs = self.train_network(images)
-        total, parts = self.losses(outputs, targets)
-        for optimizer in self._optimization.optimizers.values():
-            optimizer.zero_grad(set_to_none=True)
-        precision.backward(total)
-        if "center" in self._optimization.optimizers:
-            # the strong baseline's trick: centers learn at their own rate, whatever the weight
-            for loss, weight in zip(self.losses.losses, self.losses.weights, strict=True):
-                if getattr(loss, "own_optimizer", None) and weight > 0:
-                    for p in loss.parameters():
-                        if p.grad is not None:
-                            p.grad.mul_(1.0 / weight)
-        for optimizer in self._optimization.optimizers.values():
-            precision.step(optimizer)
-        metrics = {"loss": float(total.detach())}
-        metrics.update({f"loss/{name}": float(value.detach()) for name, value in parts.items()})
+        total, parts = self.losses(outputs, {"pids": pids})
+        optim.update(list(optim.optimizers), total)
+        metrics = {"loss": total.detach()}
+        metrics.update({f"loss/{name}": value.detach() for name, value in parts.items()})
         logits = outputs.get("logits")
         if logits is not None:
-            metrics["accuracy"] = float((logits.detach().argmax(1) == pids).float().mean())
+            metrics["accuracy"] = (logits.detach().argmax(1) == pids).float().mean()
         return metrics
 
     @torch.no_grad()

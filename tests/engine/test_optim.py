@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from reidcore.engine.config import TrainConfig
 from reidcore.engine.context import Precision
 from reidcore.engine.optim import Clock, lr_factor, make_optimizer, make_scheduler
+from reidcore.train_config import TrainConfig
 
 # The strong baseline (Luo et al. 2019): 3.5e-4, linear warm-up over 10 epochs from 3.5e-5,
 # x0.1 at epochs 40 and 70.
