@@ -352,8 +352,7 @@ def tiny_context(method: str = "baseline", **recipe: Any) -> Any:
     """A CPU context for ``method`` with a tiny backbone (a 2-block ResNet at 64 x 32, 8
     images a batch) and ``recipe``'s sections on top: for tests of a method's parts."""
     spec = installed_plugins().registry.get(Kind.METHOD, method)
-    raw: dict[str, Any] = {"backbone": {"name": "timm", "model": "resnet10t",
-                                        "pretrained": False},
+    raw: dict[str, Any] = {"backbone": {"name": "timm", "model": "resnet10t"},
                            "loader": {"height": 64, "width": 32, "identities": 2,
                                       "instances": 4}}
     for key, value in recipe.items():

@@ -19,7 +19,8 @@ from reidcore import plugins
 from reidcore.testing import check_component, components_of
 
 PLUGIN_DIRS = Path(__file__).resolve().parent.parent / "plugins"
-DISTRIBUTIONS = {"example": "reid-plugin-example", "broken": "reid-plugin-broken"}
+DISTRIBUTIONS = {"example": "reid-plugin-example", "broken": "reid-plugin-broken",
+                 "misspelt": "reid-plugin-misspelt", "oldapi": "reid-plugin-oldapi"}
 
 
 def pip(*args: str) -> None:
@@ -68,6 +69,26 @@ def test_plugins_lists_the_third_party_plugin_and_reports_the_broken_one(install
     text = reid("plugins")
     assert text.returncode == 0
     assert "reid-plugin-broken 9.9.1 (plugin 'broken') FAILED" in text.stdout
+
+
+def test_a_misspelt_hook_is_that_plugins_reported_error(installed_plugins):
+    """``reid_loss`` for ``reid_losses``: pluggy's check_pending runs per plugin at load."""
+    misspelt = listing()["misspelt"]
+    assert misspelt["status"] == "failed"
+    assert "'reid_loss' (did you mean 'reid_losses'?)" in misspelt["error"]
+    assert misspelt["components"] == {}
+    text = reid("plugins")
+    assert "reid-plugin-misspelt 1.0.0 (plugin 'misspelt') FAILED" in text.stdout
+    assert "reid_loss" in text.stdout and "reid_losses" in text.stdout
+
+
+def test_a_plugin_for_another_api_version_is_reported(installed_plugins):
+    old = listing()["oldapi"]
+    assert old["status"] == "failed"
+    assert "written for reidcore API version 1" in old["error"]
+    assert "provides API version 2" in old["error"]
+    text = reid("plugins")
+    assert "reid-plugin-oldapi 1.0.0 (plugin 'oldapi') FAILED" in text.stdout
 
 
 def test_plugins_can_be_disabled_by_env_or_flag(installed_plugins):

@@ -16,7 +16,14 @@ import tomli_w
 import torch
 from torch import nn
 
-from reidcore.api import ComponentSpec, MethodContext, Optimization, ReidError, hookimpl
+from reidcore.api import (
+    ComponentSpec,
+    MethodContext,
+    Optimization,
+    ReidError,
+    StepOptimizers,
+    hookimpl,
+)
 from reidcore.engine import checkpoint as ckpt
 from reidcore.engine.chain import run_chain
 from reidcore.engine.runs import MissingRunError, is_completed, requirement_dir
@@ -42,32 +49,27 @@ class Distill:
         return {"student": self.student}
 
     def configure_optimizers(self) -> Optimization:
-        self.optimizer = self.context.make_optimizer({"student": self.student.parameters()})
-        return Optimization({"main": self.optimizer})
+        return Optimization({"main": self.context.make_optimizer(
+            {"student": self.student.parameters()})})
 
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
+    def training_step(self, batch: Mapping[str, Any], step: int,
+                      optim: StepOptimizers) -> dict[str, torch.Tensor]:
         (images,) = self.context.inputs(batch, "images")
         target = self.teacher.embed(images)
         loss = nn.functional.mse_loss(self.student(images), target)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        return {"loss": float(loss.detach())}
+        optim.update("main", loss)
+        return {"loss": loss.detach()}
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.student(images)
 
 
-def build_distill(config: DistillConfig, *, context: MethodContext) -> Distill:
-    return Distill(config, context)
-
-
 class DistillPlugin:
     @hookimpl
     def reid_methods(self) -> list[ComponentSpec]:
         return [ComponentSpec(name="distill", kind="method", config=DistillConfig,
-                              build=build_distill)]
+                              build=Distill)]
 
 
 @pytest.fixture

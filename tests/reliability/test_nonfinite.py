@@ -28,14 +28,14 @@ def poison_at(monkeypatch, step: int, what: str) -> None:
     step is non-finite too) or a NaN ``batch`` (that step only)."""
     original = Baseline.training_step
 
-    def training_step(self, batch, index):
+    def training_step(self, batch, index, optim):
         if index == step:
             if what == "weights":
                 with torch.no_grad():
                     next(self.network.backbone.parameters()).fill_(float("nan"))
             else:
                 batch = {**batch, "images": torch.full_like(batch["images"], float("nan"))}
-        return original(self, batch, index)
+        return original(self, batch, index, optim)
 
     monkeypatch.setattr(Baseline, "training_step", training_step)
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from reid_plugin_example.plugin import TinyClassifierConfig
-from reidcore.api import MethodContext, Optimization
+from reidcore.api import Batch, MethodContext, Optimization, StepOptimizers
 
 DEFAULT_LOSSES = [("cross_entropy", 1.0, {"label_smoothing": 0.1}),
                   ("embedding_norm", 0.1)]
@@ -27,7 +27,6 @@ class TinyClassifier:
             "classifier": nn.Linear(backbone.feature_dim, context.num_classes)})
         self.losses = context.build_losses(backbone.feature_dim, DEFAULT_LOSSES)
         self.scale = config.scale
-        self.optimization: Optimization | None = None
 
     def modules(self) -> Mapping[str, nn.Module]:
         return {"network": self.network, "losses": self.losses}
@@ -36,32 +35,23 @@ class TinyClassifier:
         optimizer = self.context.make_optimizer({
             "backbone": self.network["backbone"].parameters(),
             "classifier": self.network["classifier"].parameters()})
-        self.optimization = Optimization({"main": optimizer},
-                                         {"main": self.context.make_scheduler(optimizer)})
-        return self.optimization
+        return Optimization({"main": optimizer}, {"main": self.context.make_scheduler(optimizer)})
 
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
-        optimizer = (self.optimization or self.configure_optimizers()).optimizers["main"]
-        precision = self.context.precision
+    def training_step(self, batch: Batch, step: int,
+                      optim: StepOptimizers) -> dict[str, torch.Tensor]:
         images, pids = self.context.inputs(batch, "images", "pids")
-        with precision.autocast():
+        with self.context.precision.autocast():
             embeddings = self.network["backbone"](images)
             logits = self.network["classifier"](embeddings * self.scale)
         total, parts = self.losses({"embeddings": embeddings, "features": embeddings,
                                     "logits": logits}, {"pids": pids})
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(total)
-        precision.step(optimizer)
-        return {"loss": float(total.detach()),
-                **{f"loss/{name}": float(value.detach()) for name, value in parts.items()}}
+        optim.update("main", total)
+        return {"loss": total.detach(),
+                **{f"loss/{name}": value.detach() for name, value in parts.items()}}
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.network["backbone"](images)
-
-
-def build(config: TinyClassifierConfig, *, context: MethodContext) -> TinyClassifier:
-    return TinyClassifier(config, context)
 
 
 def example_recipe() -> dict[str, Any]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
-from pathlib import Path
-
 import attrs
 
 from reidcore.api import ComponentSpec, hookimpl
+
+REID_API_VERSION = 2  # the reidcore.api version this plugin is written for
 
 
 @attrs.define
@@ -49,14 +48,9 @@ def reid_losses() -> list[ComponentSpec]:
 
 
 @hookimpl
-def reid_recipe_dirs() -> list[Path]:
-    return [Path(str(files("reid_plugin_example") / "recipes"))]
-
-
-@hookimpl
 def reid_methods() -> list[ComponentSpec]:
     return [ComponentSpec(name="tiny_classifier", kind="method", config=TinyClassifierConfig,
-                          build="reid_plugin_example.method:build",
+                          build="reid_plugin_example.method:TinyClassifier",
                           example="reid_plugin_example.method:example_recipe",
                           summary="backbone + linear classifier, trained with the recipe's "
                                   "losses")]
