@@ -6,6 +6,11 @@ named after the hooks below, advertised in its distribution's metadata::
     [project.entry-points."reid.plugins"]
     myplugin = "reid_plugin_myplugin.plugin"
 
+The module states the API version it is written for, ``REID_API_VERSION = 2`` (see
+``reidcore.api.API_VERSION``). A function named like no hook below (``reid_loss`` for
+``reid_losses``) makes the plugin fail to load, with that name in its report: pluggy's
+``check_pending`` runs for each plugin as it is registered.
+
 Rules that keep ``reid --help`` fast and plugins independent:
 
 * The hook module imports no torch and does no work at import time; give build functions
@@ -77,29 +82,17 @@ def reid_evaluators() -> Iterable[ComponentSpec]:
 @hookspec
 def reid_methods() -> Iterable[ComponentSpec]:
     """Return method specs: trainable compositions of the other components (see
-    ``reidcore.interfaces.Method``).
+    ``reidcore.interfaces.Method`` for the contract, ``reidcore.api.MethodContext`` for what
+    the build receives, and the repository's ``docs/architecture.md`` for a worked method).
 
-    The engine builds a method as ``build(config, context=MethodContext(...))``
-    (``reidcore.api.MethodContext``). The context carries the resolved ``recipe``, the
-    ``registry``, ``num_classes`` (training identities over all sources),
-    ``steps_per_epoch``, ``device``, ``precision`` (autocast, scaled backward, clipped
-    optimizer steps), the ``clock``, ``rank``/``world_size``, ``run_dir`` and ``meta``
-    (True under ``reid check --build``: built on the meta device, no data, no weights
-    read), plus helpers: ``build_backbone()``, ``build_generator(role, default)``,
-    ``build_losses(feature_dim, default)`` (the recipe's weighted ``[[losses]]``),
-    ``build_loss(name, **options)``, ``make_optimizer(named_groups)`` and
-    ``make_scheduler(optimizer)`` (the ``[train]`` settings), ``wrap(module)`` (DDP when
-    the run has several processes) or ``sync_gradients(*modules)``, ``inputs(batch,
-    *keys)`` (the step's tensors on the device), ``load_run(role_or_path)`` (another run's
-    networks, frozen) and ``log_images(tag, rows, step)`` (TensorBoard and PNG).
-
-    The built object provides ``modules() -> {name: nn.Module}`` (what checkpoints save),
-    ``configure_optimizers() -> reidcore.api.Optimization`` (named optimizers and
-    schedulers; the engine steps every scheduler after each training step),
-    ``training_step(batch, step) -> {name: float}`` (its own backward and optimizer steps;
-    ``batch`` as documented in ``reidcore.data.loaders``) and ``embed(images) -> B x D``
-    (called in eval mode under ``torch.no_grad``). Give the spec an ``example`` returning
-    a small recipe for the contract checks (see ``reidcore.testing``)."""
+    The engine builds a method as ``build(config, context=MethodContext(...))`` (``build``
+    may be the method's class, ``"package.module:MyMethod"``). The spec's ``needs``
+    (``reidcore.api.MethodNeeds``) says what the method reads from its recipe beyond its
+    ``[method]`` table: the ``[train]`` optimization keys it honours (others are refused
+    with its ``train_note``), its generator roles with their default components, whether
+    it takes ``[[losses]]``, the optional batch parts its step reads; the core checks every
+    recipe against it. Give the spec an ``example`` returning a small recipe for the
+    contract checks (see ``reidcore.testing``): the check runs one ``training_step``."""
 
 
 # --- configuration -----------------------------------------------------------------------
@@ -107,8 +100,9 @@ def reid_methods() -> Iterable[ComponentSpec]:
 
 @hookspec
 def reid_recipe_dirs() -> Iterable[Path]:
-    """Return directories holding packaged ``*.toml`` recipes, so ``reid run NAME`` finds
-    them by file stem (use ``importlib.resources.files(__package__) / "recipes"``)."""
+    """Return further directories of packaged ``*.toml`` recipes, so ``reid run NAME``
+    finds them by file stem. Not needed for the usual place: the core adds the ``recipes``
+    directory of the package that holds a plugin's hook module by itself."""
 
 
 @hookspec
@@ -136,7 +130,9 @@ def reid_run_start(run: RunInfo) -> None:
 
 @hookspec
 def reid_train_step_end(run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
-    """Called after each training step with the step's scalar metrics."""
+    """Called after each training step with the step's metrics as floats. Reading them
+    makes the host wait for the device every step: a run with no implementation of this
+    hook does not (the engine reads its metrics every ``train.log_every`` steps)."""
 
 
 @hookspec

@@ -18,8 +18,9 @@ host sync per step unless an observer plugin implements ``reid_train_step_end``.
 
 A non-finite loss (``loss`` or a ``loss/<term>`` of a step's metrics) stops the run
 (``train.nonfinite = "stop"``), at the next read, naming the first bad step, before any
-checkpoint is written; or skips the step (``"skip"``, which reads every step). Under DDP the ranks agree on a stop at the epoch's end, in the
-all-reduce of the epoch means (before anything is saved). A damaged last checkpoint is
+checkpoint is written; or skips the step (``"skip"``, which reads every step). Under DDP
+the ranks agree on a stop at the epoch's end, in the all-reduce of the epoch means (before
+anything is saved). A damaged last checkpoint is
 set aside on ``--resume`` (renamed ``*.damaged``) and the previous good one is used.
 """
 

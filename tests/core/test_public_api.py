@@ -11,7 +11,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = {"reidcore.api"}
-PUBLIC_IN_TESTS = PUBLIC | {"reidcore.testing"}
+PUBLIC_IN_TESTS = PUBLIC | {"reidcore", "reidcore.testing", "reidcore.hookimpl",
+                             "reidcore.__version__"}
+
+
+def plugin_test_and_benchmark_files() -> list[Path]:
+    """Every plugin's tests and benchmarks (and the third-party example's tests)."""
+    files = [path for pattern in ("plugins/*/tests/**/*.py", "plugins/*/benchmarks/**/*.py",
+                                  "tests/plugins/example/tests/**/*.py")
+             for path in ROOT.glob(pattern)]
+    return sorted(files)
 
 
 def plugin_package_files() -> list[Path]:
@@ -60,10 +69,16 @@ def test_the_scan_catches_internal_and_function_level_imports(tmp_path):
                                     (4, "reidcore.engine.optim"), (5, "reidcore.plugins")]
 
 
-def test_example_plugin_tests_use_only_public_modules():
-    tests = ROOT / "tests" / "plugins" / "example" / "tests"
-    for path in sorted(tests.glob("*.py")) if tests.is_dir() else []:
-        assert {m for _, m in core_imports(path)} <= PUBLIC_IN_TESTS, path
+def test_plugin_tests_and_benchmarks_use_only_public_modules():
+    """A plugin's tests and benchmarks are written as a third party's would be: with
+    ``reidcore``, ``reidcore.api`` and ``reidcore.testing`` only."""
+    files = plugin_test_and_benchmark_files()
+    assert any("benchmarks" in path.parts for path in files)
+    offending = [f"{path.relative_to(ROOT)}:{line}: {module}" for path in files
+                 for line, module in core_imports(path) if module not in PUBLIC_IN_TESTS]
+    assert not offending, ("plugin tests or benchmarks import core internals; use "
+                           "reidcore.testing (add what is missing to it):\n"
+                           + "\n".join(offending))
 
 
 def test_every_exported_name_resolves_and_is_documented():
