@@ -214,7 +214,7 @@ def method_alone(trainer: Trainer, batch: Any, warmup: int, steps: int) -> Resul
     size = len(batch["pids"])
 
     def run(step: int) -> None:
-        method.training_step(batch, step)
+        method.training_step(batch, step, trainer.optim)
         precision.update()
 
     return _timed(trainer.device, size, warmup, steps, run)
@@ -276,9 +276,9 @@ class StepClock:
     def __exit__(self, *exc: Any) -> None:
         del self.method.training_step
 
-    def __call__(self, batch: Any, step: int) -> Any:
+    def __call__(self, batch: Any, step: int, optim: Any) -> Any:
         self.starts.append(time.perf_counter())
-        out = self.step_fn(batch, step)
+        out = self.step_fn(batch, step, optim)
         if len(self.ends) + 1 == self.warmup:
             _sync(self.trainer.device)
             _reset_peak(self.trainer.device)
@@ -307,7 +307,7 @@ def with_loader(trainer: Trainer, warmup: int, steps: int) -> Result:
     iterator = iter(loader)
     with StepClock(trainer, max(warmup, 1)) as clock:
         for step in range(max(warmup, 1) + steps):
-            method.training_step(next(iterator), step)
+            method.training_step(next(iterator), step, trainer.optim)
             precision.update()
     return clock.result(steps)
 
