@@ -48,9 +48,12 @@ def plugins(session: nox.Session, plugin: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the core, the plugins, tests and benchmarks."""
-    session.install("ruff")
+    """ruff over the core, the plugins, tests, benchmarks and docs' code; mypy over the core
+    (its settings are in pyproject.toml; it reads torch's own annotations, so the core is
+    installed here too)."""
+    session.install("ruff", "mypy", "-e", ".")
     session.run("ruff", "check", "reidcore", "plugins", "tests", "benchmarks", "noxfile.py")
+    session.run("mypy")
 
 
 @nox.session(default=False)

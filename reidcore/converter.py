@@ -227,7 +227,7 @@ def structure(data: Any, cls: type, path: str = "$") -> tuple[Any | None, list[R
         return None, [RecipeProblem(path, f"expected a table, got {_describe_value(data)}")]
     try:
         with attrs.validators.disabled():
-            instance = converter.structure(data, cls)
+            instance: Any = converter.structure(data, cls)
     except Exception as exc:
         problems = list(problems_from_exception(exc, path))
         if attrs.has(cls):

@@ -97,7 +97,8 @@ class Plugins:
                 if found is not None:
                     dirs.append((info.name, found))
         for impl in reversed(self.manager.hook.reid_recipe_dirs.get_hookimpls()):
-            dirs.extend((impl.plugin_name, Path(str(d))) for d in impl.function() or ())
+            found_dirs: Any = impl.function() or ()
+            dirs.extend((impl.plugin_name, Path(str(d))) for d in found_dirs)
         unique: dict[Path, tuple[str, Path]] = {}
         for provider, directory in dirs:
             unique.setdefault(directory.resolve(), (provider, directory))

@@ -296,7 +296,7 @@ def _structure_skeleton(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Recip
             if field.default is attrs.NOTHING:
                 problems.append(RecipeProblem(f"$.{name}", "required key is missing"))
             continue
-        value, field_problems = structure(raw[name], field.type, f"$.{name}")
+        value, field_problems = structure(raw[name], field.type or object, f"$.{name}")
         problems += field_problems
         if not field_problems:
             values[name] = value

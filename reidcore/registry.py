@@ -37,7 +37,7 @@ class Kind(str, enum.Enum):
         return f"reid_{self.plural}"
 
 
-BuildFunction = Callable[[Any], Any]
+BuildFunction = Callable[..., Any]
 
 
 def resolve_callable(target: str | BuildFunction) -> BuildFunction:

@@ -177,12 +177,12 @@ class CachedImages:
     def __init__(self, transform: Any, opener: Callable[[str], Any],
                  cache: ImageCache | None = None):
         self.transform, self.opener, self.cache = transform, opener, cache
-        split = split_transform(transform)
-        self.variant, self.head, self.rest = split if split is not None else (None, None, None)
+        self.split = split_transform(transform)
 
     def __call__(self, path: str) -> torch.Tensor:
-        if self.cache is not None and self.variant is not None:
-            image = self.cache.get(path, self.variant)
+        if self.cache is not None and self.split is not None:
+            variant, _head, rest = self.split
+            image = self.cache.get(path, variant)
             if image is not None:
-                return self.rest(image)
+                return rest(image)
         return self.transform(self.opener(path))

@@ -50,8 +50,9 @@ def labels_from_names(paths: Sequence[Path]) -> tuple[Labels | None, str]:
         matches = [pattern.match(name) for name in names]
         misses = [name for name, match in zip(names, matches, strict=True) if match is None]
         if not misses:
-            pids = np.array([int(m.group(1)) for m in matches], np.int64)
-            camids = np.array([int(m.group(2)) - 1 for m in matches], np.int64)
+            found = [m for m in matches if m is not None]
+            pids = np.array([int(m.group(1)) for m in found], np.int64)
+            camids = np.array([int(m.group(2)) - 1 for m in found], np.int64)
             return Labels(pids, camids, f"file names ({rule} naming rule)"), ""
         if len(misses) < len(names) and (best is None or len(misses) < len(best[1])):
             best = (rule, misses)

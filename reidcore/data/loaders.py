@@ -223,7 +223,7 @@ class TrainLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        self.source.batch_sampler.set_epoch(self.epoch)
+        _sampler(self.source).set_epoch(self.epoch)
         return len(self.source)
 
     def _target_batches(self) -> Iterator[dict[str, Any]]:
@@ -231,7 +231,7 @@ class TrainLoader:
         cycle = 0
         while True:
             # a distinct, deterministic order for every pass over the target data
-            self.target.batch_sampler.set_epoch(self.epoch * 1000 + cycle)
+            _sampler(self.target).set_epoch(self.epoch * 1000 + cycle)
             self.target.generator.manual_seed(epoch_seed(self.seed, self.epoch * 1000 + cycle,
                                                          1))
             produced = False
@@ -244,12 +244,12 @@ class TrainLoader:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         epoch = self.epoch
-        self.source.batch_sampler.set_epoch(epoch)
+        _sampler(self.source).set_epoch(epoch)
         self.source.generator.manual_seed(epoch_seed(self.seed, epoch, 0))
         targets = self._target_batches() if self.target is not None else None
         seconds = None
         if self.second is not None:
-            self.second.batch_sampler.set_epoch(epoch)
+            _sampler(self.second).set_epoch(epoch)
             self.second.generator.manual_seed(epoch_seed(self.seed, epoch, 2))
             seconds = iter(self.second)
         for batch in self.source:
@@ -262,6 +262,12 @@ class TrainLoader:
             yield batch
         if self.epoch == epoch:
             self.epoch += 1
+
+
+def _sampler(loader: DataLoader) -> Any:
+    """The loader's batch sampler (one of :mod:`reidcore.data.samplers`: it has
+    ``set_epoch``, which DataLoader's annotations do not know)."""
+    return loader.batch_sampler
 
 
 def build_train_loader(sources: Sequence[Any], targets: Sequence[Any] = (),

@@ -149,7 +149,8 @@ def erasing_fill(loader: LoaderConfig) -> tuple[float, float, float]:
     if loader.normalize == "none":
         return IMAGENET_MEAN
     mean, std = NORMALIZATIONS[loader.normalize]
-    return tuple((m - mu) / s for m, mu, s in zip(IMAGENET_MEAN, mean, std, strict=True))
+    red, green, blue = ((m - mu) / s for m, mu, s in zip(IMAGENET_MEAN, mean, std, strict=True))
+    return red, green, blue
 
 
 def build_train_transform(loader: LoaderConfig) -> T.Compose:

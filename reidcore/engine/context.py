@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
@@ -45,6 +45,11 @@ from torch import nn
 from reidcore.engine.optim import Clock, ClockLR
 from reidcore.registry import Kind, Registry
 from reidcore.train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from reidcore.engine.logging import RunLogger
+    from reidcore.losses.losses import WeightedLoss
+    from reidcore.recipe import Recipe
 
 
 @attrs.define(eq=False)
@@ -126,7 +131,7 @@ def _gradients_finite(optimizer: torch.optim.Optimizer) -> bool:
 class MethodContext:
     """The run as a method's build function sees it (see the module docstring)."""
 
-    recipe: Any
+    recipe: Recipe
     registry: Registry
     num_classes: int
     steps_per_epoch: int = 1
@@ -141,7 +146,7 @@ class MethodContext:
     """True when built for ``reid check --build`` (meta device: no memory, no data)."""
     run_dir: Path | None = None
     """The run's directory (None outside a run, e.g. in contract checks)."""
-    logger: Any = None
+    logger: RunLogger | None = None
     """The engine's run logger (``image(tag, hxwx3, step)``); None outside a run."""
     _ddp_parameters: set[int] = attrs.field(factory=set, init=False)
     """Parameters of modules :meth:`wrap` put in DDP (their gradients are synced there)."""
@@ -154,7 +159,7 @@ class MethodContext:
     def train(self) -> TrainConfig:
         return self.recipe.train
 
-    def _create(self, kind: Kind, section: Any, default_name: str | None = None,
+    def _create(self, kind: Kind, section: Any, default_name: str | None = None, /,
                 **context: Any) -> Any:
         if section is None:
             if default_name is None:
@@ -162,11 +167,13 @@ class MethodContext:
             return self.registry.get(kind, default_name).create(**context)
         return self.registry.get(kind, section.name).create(section.config, **context)
 
-    def build_backbone(self, default: str = "timm") -> nn.Module:
-        """The recipe's ``[backbone]`` (the ``default`` component with defaults if absent)."""
+    def build_backbone(self, default: str = "timm") -> Any:
+        """The recipe's ``[backbone]`` (the ``default`` component with defaults if absent):
+        an ``nn.Module`` with the :class:`~reidcore.interfaces.Backbone` contract
+        (``feature_dim``, ``forward_features``)."""
         return self._create(Kind.BACKBONE, self.recipe.backbone, default)
 
-    def build_generator(self, role: str) -> nn.Module:
+    def build_generator(self, role: str) -> Any:
         """The recipe's ``[generators.<role>]``, or the default component the method's
         spec declares for ``role`` (``MethodNeeds.roles``) with its default options."""
         needs = self.registry.get(Kind.METHOD, self.recipe.method.name).needs
@@ -176,7 +183,7 @@ class MethodContext:
         return self._create(Kind.GENERATOR, self.recipe.generators.get(role),
                             needs.roles[role])
 
-    def build_loss(self, name: str, feature_dim: int = 0, **options: Any) -> nn.Module:
+    def build_loss(self, name: str, feature_dim: int = 0, **options: Any) -> Any:
         """One loss component by name with ``options`` (e.g. a method's default losses when
         the recipe lists none); invalid options are a ReidError naming the loss."""
         from reidcore.errors import ReidError
@@ -190,7 +197,7 @@ class MethodContext:
 
     def build_losses(self, feature_dim: int,
                      default: Sequence[tuple[str, float] | tuple[str, float, Mapping[str, Any]]]
-                     = ()) -> nn.Module:
+                     = ()) -> WeightedLoss:
         """The recipe's ``[[losses]]`` as a :class:`~reidcore.losses.losses.WeightedLoss`;
         when there are none, the ``default`` entries ``(name, weight)`` or
         ``(name, weight, options)``. Each loss is built with the context ``num_classes``
@@ -316,7 +323,7 @@ class MethodContext:
         requirement = getattr(self.recipe, "requires", {}).get(str(ref))
         if requirement is None:
             return load_run(Path(ref), self.registry, device=self.device, modules=modules,
-                            which=which)  # type: ignore[arg-type]
+                            which=which)
         if requirement.run:
             path = Path(requirement.run)
         elif self.run_dir is not None:
@@ -327,7 +334,7 @@ class MethodContext:
                                   f"method is not being built inside a run")
         try:
             return load_run(path, self.registry, device=self.device, modules=modules,
-                            which=which)  # type: ignore[arg-type]
+                            which=which)
         except MissingRunError as exc:
             how = (f"train it with `reid run {requirement.recipe} --out {path}` (`reid run` "
                    f"on this recipe trains it first)" if requirement.recipe

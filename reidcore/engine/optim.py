@@ -99,7 +99,7 @@ def make_optimizer(groups: Mapping[str, Any], config: TrainConfig, *, kind: str 
                          amsgrad=amsgrad, **impl)
     else:
         raise ValueError(f"unknown optimizer kind '{kind}' (adam, adamw, sgd)")
-    optimizer.reid_group_names = tuple(groups)  # type: ignore[attr-defined]
+    optimizer.reid_group_names = tuple(groups)  # type: ignore[union-attr]
     return optimizer
 
 

@@ -11,14 +11,12 @@ larger than ``chunk_rows x num_gallery`` exists at once beyond the features them
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
 
 import numpy as np
 import torch
 
 from reidcore.errors import ReidError
 
-Metric = Literal["euclidean", "sqeuclidean", "cosine", "l1"]
 METRICS: tuple[str, ...] = ("euclidean", "sqeuclidean", "cosine", "l1")
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20
@@ -75,6 +73,7 @@ class _Prepared:
                                l2_normalise(query), self.gallery_t, beta=1.0, alpha=-1.0)
         q_sq = query.pow(2).sum(dim=1, keepdim=True)
         out = torch.addmm(q_sq, query, self.gallery_t, beta=1.0, alpha=-2.0)
+        assert self.g_sq is not None  # set for the squared-distance metrics
         out.add_(self.g_sq.unsqueeze(0)).clamp_(min=0.0)
         if self.metric == "euclidean":
             out.sqrt_()
@@ -87,7 +86,7 @@ def _compute_dtype(query: torch.Tensor, gallery: torch.Tensor) -> torch.dtype:
     return torch.float32
 
 
-def iter_distance_chunks(query, gallery, metric: Metric = "euclidean", *,
+def iter_distance_chunks(query, gallery, metric: str = "euclidean", *,
                          rows: int | None = None,
                          device: str | torch.device | None = None
                          ) -> Iterator[tuple[int, np.ndarray]]:
@@ -112,7 +111,7 @@ def iter_distance_chunks(query, gallery, metric: Metric = "euclidean", *,
             yield start, block.to(dtype=torch.float32, device="cpu").numpy()
 
 
-def pairwise_distance(query, gallery, metric: Metric = "euclidean", *,
+def pairwise_distance(query, gallery, metric: str = "euclidean", *,
                       rows: int | None = None,
                       device: str | torch.device | None = None) -> np.ndarray:
     """The full ``num_query x num_gallery`` float32 distance matrix (computed in chunks)."""

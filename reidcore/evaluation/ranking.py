@@ -46,7 +46,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import attrs
 import numpy as np
@@ -57,9 +57,7 @@ from reidcore.evaluation.ranking_sgs import sgs_kernel as _sgs_kernel
 
 logger = logging.getLogger("reid.evaluation")
 
-Protocol = Literal["market", "single-gallery-shot", "no-camera"]
 PROTOCOLS: tuple[str, ...] = ("market", "single-gallery-shot", "no-camera")
-AveragePrecision = Literal["standard", "interpolated"]
 
 
 # --------------------------------------------------------------------------- results
@@ -133,7 +131,7 @@ class RankResult:
         rows = []
         for i in range(self.num_queries):
             skipped = bool(self.skipped[i])
-            row = {
+            row: dict[str, Any] = {
                 "query": i,
                 "valid": not skipped,
                 "ap": None if skipped else float(self.ap[i]),
@@ -344,8 +342,8 @@ def prepare_labels(q_pids, g_pids, q_camids, g_camids, num_q: int, num_g: int,
 
 
 def rank_metrics(distmat, q_pids, g_pids, q_camids=None, g_camids=None, *,
-                 max_rank: int = 50, protocol: Protocol = "market",
-                 average_precision: AveragePrecision = "standard",
+                 max_rank: int = 50, protocol: str = "market",
+                 average_precision: str = "standard",
                  query_gallery_index=None, sgs_repeats: int = 10,
                  seed: int = 0) -> RankResult:
     """CMC, mAP and mINP of a query x gallery distance matrix (smaller is closer).

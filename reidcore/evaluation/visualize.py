@@ -54,15 +54,18 @@ def _tile(path: str | None, size: tuple[int, int], border: int,
     inner = (width - 2 * border, height - 2 * border)
     from reidcore.data.imageio import to_rgb
 
-    try:
-        with Image.open(path) as image:
-            picture = to_rgb(image, str(path)).resize(inner)
-    except (OSError, TypeError, ValueError, AttributeError, ReidError):
-        picture = Image.new("RGB", inner, (128, 128, 128))
+    picture = Image.new("RGB", inner, (128, 128, 128))  # no path, or an unreadable file
+    if path is not None:
+        try:
+            with Image.open(path) as image:
+                picture = to_rgb(image, str(path)).resize(inner)
+        except (OSError, ValueError, AttributeError, ReidError):
+            pass
     return ImageOps.expand(picture, border=border, fill=colour)
 
 
-def ranked_results_image(query_paths: Sequence[str], gallery_paths: Sequence[str],
+def ranked_results_image(query_paths: Sequence[str | None],
+                         gallery_paths: Sequence[str | None],
                          ranked: np.ndarray, correct: np.ndarray, *,
                          size: tuple[int, int] = (64, 128), border: int = 4,
                          gap: int = 12) -> Image.Image:
@@ -116,7 +119,8 @@ def save_ranked_results(path: str | Path, query: FeatureSet, gallery: FeatureSet
         None if not have_cams else np.asarray(query.camids)[chosen], gallery.camids,
         k=topk, protocol=protocol, query_gallery_index=self_index)
     q_paths = [query.paths[i] if query.paths else None for i in chosen]
-    g_paths = list(gallery.paths) if gallery.paths else [None] * len(gallery.pids)
+    g_paths: list[str | None] = (list(gallery.paths) if gallery.paths
+                                 else [None] * len(gallery.pids))
     image = ranked_results_image(q_paths, g_paths, ranked, correct)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ DEFAULT_LOSSES = (("cross_entropy", 1.0), ("triplet", 1.0))
 class BaselineNetwork(nn.Module):
     """``forward(images) -> {"features", "neck_features", "logits"}``."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, config: BaselineConfig):
+    def __init__(self, backbone: Any, num_classes: int, config: BaselineConfig):
         super().__init__()
         self.backbone = backbone
         dim = int(backbone.feature_dim)

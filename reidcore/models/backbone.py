@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -14,7 +16,7 @@ class PooledBackbone(nn.Module):
     ``trunk`` must have ``forward_features`` (timm models do) and ``num_features``.
     """
 
-    def __init__(self, trunk: nn.Module, feature_dim: int, pooling: str = "avg",
+    def __init__(self, trunk: Any, feature_dim: int, pooling: str = "avg",
                  gem_p: float = 3.0, gem_trainable: bool = True):
         super().__init__()
         self.trunk = trunk

@@ -25,12 +25,13 @@ class IBN(nn.Module):
 
     def __init__(self, planes: int, ratio: float = 0.5):
         super().__init__()
-        self.half = int(planes * ratio)
-        self.IN = nn.InstanceNorm2d(self.half, affine=True)
-        self.BN = nn.BatchNorm2d(planes - self.half)
+        self.instance_channels = int(planes * ratio)
+        self.IN = nn.InstanceNorm2d(self.instance_channels, affine=True)
+        self.BN = nn.BatchNorm2d(planes - self.instance_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, second = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
+        kept = self.instance_channels
+        first, second = torch.split(x, [kept, x.shape[1] - kept], dim=1)
         return torch.cat((self.IN(first.contiguous()), self.BN(second.contiguous())), dim=1)
 
 
@@ -89,7 +90,7 @@ class ResNetIBN(nn.Module):
 
     def _init_weights(self) -> None:
         for module in self.modules():
-            if module.__class__.__name__ == "Conv2d" and module.weight.device.type != "meta":
+            if isinstance(module, nn.Conv2d) and module.weight.device.type != "meta":
                 n = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
                 module.weight.data.normal_(0, math.sqrt(2.0 / n))
             elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.affine \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from reidcore.errors import ReidError
@@ -32,7 +34,7 @@ def set_last_stride_one(model: nn.Module, name: str = "model") -> None:
         raise ReidError(f"last_stride = 1: found no strided layer in layer4[0] of '{name}'")
 
 
-def create_timm_trunk(config: TimmBackboneConfig) -> nn.Module:
+def create_timm_trunk(config: TimmBackboneConfig) -> Any:
     import timm
 
     if not timm.is_model(config.model):

@@ -213,7 +213,8 @@ class CUHK03:
                                          f"split = {self.config.split} does not exist")
             rows = mat[refs[self.config.split]][()].T  # MATLAB is column-major: 100 x 2
         test = {(int(pair), int(identity)) for pair, identity in rows}
-        train, query = [], []
+        train: list[ImageRecord] = []
+        query: list[ImageRecord] = []
         for path in sorted(images.glob("*.png")):
             pair, identity, camera, _ = (int(x) for x in path.stem.split("_"))
             record = ImageRecord(str(path), pair * 1000 + identity, camera - 1, self.domain)
