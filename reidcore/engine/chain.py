@@ -13,20 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reidcore.engine import checkpoint as ckpt
-from reidcore.engine.runs import is_completed, requirement_dir
+from reidcore.engine.rundir import RunDirectory
 from reidcore.errors import ReidError
 
 
-def _check_same_recipe(recipe: Any, run_dir: Path, role: str) -> None:
-    from reidcore.recipe import differences, read_toml, to_dict
-
-    written_path = run_dir / "recipe.toml"
-    if not written_path.is_file():
-        return
-    differing = differences(to_dict(recipe), read_toml(written_path))
+def _check_same_recipe(recipe: Any, target: RunDirectory, role: str) -> None:
+    differing = [change["key"] for change in target.differs_from(recipe)]
     if differing:
-        raise ReidError(f"required run '{role}' at {run_dir} was made with a different recipe "
+        raise ReidError(f"required run '{role}' at {target} was made with a different recipe "
                         f"(differing keys: {', '.join(differing[:8])}); remove or move that "
                         f"directory, or point [requires.{role}].run at it to use it as it is")
 
@@ -39,8 +33,8 @@ def run_chain(recipe: Any, plugins: Any, run_dir: Path | None, resume: bool = Fa
     ``run_dir`` (None: ``runs/<recipe>-<time>``, or the engine's choice when nothing is
     required); return its summary. ``source`` is the recipe's file (requirements given
     as relative paths are looked up beside it first). ``allow_recipe_change`` applies to
-    ``recipe`` itself (see :func:`~reidcore.engine.runner.resume_changes`); a required run
-    is never resumed with a different recipe."""
+    ``recipe`` itself (see :meth:`~reidcore.engine.rundir.RunDirectory.resume_changes`); a
+    required run is never resumed with a different recipe."""
     from reidcore.engine.runner import default_run_dir, run_recipe
     from reidcore.recipe import load_recipe
 
@@ -49,6 +43,7 @@ def run_chain(recipe: Any, plugins: Any, run_dir: Path | None, resume: bool = Fa
             raise ReidError("--resume needs --out DIR: the run directory to continue")
         run_dir = default_run_dir(recipe_name)  # the requirements live beside it
 
+    owner = RunDirectory(run_dir) if run_dir is not None else None
     base = source.parent if source is not None else None
     if source is not None and not _stack:
         _stack = (str(source.resolve()),)
@@ -60,17 +55,18 @@ def run_chain(recipe: Any, plugins: Any, run_dir: Path | None, resume: bool = Fa
         if key in _stack:
             raise ReidError(f"recipes require each other in a circle: "
                             f"{' -> '.join((*_stack, key))}")
-        target = requirement_dir(run_dir, role)
+        assert owner is not None  # a recipe with requirements always gets a run directory
+        target = owner.requirement(role)
         _check_same_recipe(required, target, role)
-        if is_completed(target):
+        if target.completed:
             if not quiet:
                 print(f"requirement '{role}': completed run {target} is reused", flush=True)
             continue
-        started = ckpt.latest(target / "checkpoints") is not None
+        started = target.started
         if not quiet:
             print(f"requirement '{role}': {'resuming' if started else 'training'} "
                   f"{path.stem} in {target}", flush=True)
-        run_chain(required, plugins, target, resume=started, recipe_name=path.stem,
+        run_chain(required, plugins, target.path, resume=started, recipe_name=path.stem,
                   source=path, nproc=nproc, quiet=quiet, _stack=(*_stack, key))
     return run_recipe(recipe, plugins, out=run_dir, resume=resume, recipe_name=recipe_name,
                       nproc=nproc, quiet=quiet, allow_recipe_change=allow_recipe_change)

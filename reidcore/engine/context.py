@@ -318,7 +318,8 @@ class MethodContext:
         a :class:`~reidcore.engine.runs.LoadedRun`. ``ref`` is a role of the recipe's
         ``[requires.<role>]`` (trained first by ``reid run``), a run directory or a
         checkpoint file. A run that is missing is a ReidError saying how to train it."""
-        from reidcore.engine.runs import MissingRunError, requirement_dir
+        from reidcore.engine.rundir import RunDirectory
+        from reidcore.engine.runs import MissingRunError
 
         requirement = getattr(self.recipe, "requires", {}).get(str(ref))
         if requirement is None:
@@ -327,7 +328,7 @@ class MethodContext:
         if requirement.run:
             path = Path(requirement.run)
         elif self.run_dir is not None:
-            path = requirement_dir(self.run_dir, str(ref))
+            path = RunDirectory(self.run_dir).requirement(str(ref)).path
         else:
             raise MissingRunError(f"[requires.{ref}] names recipe '{requirement.recipe}': its "
                                   f"run is found beside this run's directory, and this "
@@ -351,11 +352,12 @@ class MethodContext:
         if self.run_dir is None or self.rank != 0 or self.meta:
             return None
         from reidcore.engine.images import image_grid, save_png
+        from reidcore.engine.rundir import RunDirectory
 
         picture = image_grid(rows, value_range, limit)
         if self.logger is not None:
             self.logger.image(f"images/{tag}", picture, step)
-        return save_png(picture, self.run_dir / "images" / tag / f"step-{step:07d}.png")
+        return save_png(picture, RunDirectory(self.run_dir).image_file(tag, step))
 
 
 def build_method(recipe: Any, registry: Registry, num_classes: int, *, meta: bool = True,
@@ -381,13 +383,15 @@ def load_run(ref: str | Path, registry: Registry, *, device: torch.device | str 
     reported): all of its method's modules, or those named in ``modules``, frozen. Returns
     a :class:`~reidcore.engine.runs.LoadedRun`. ``which``: the last epoch's checkpoint (the
     trained network) or ``"best"``."""
-    from reidcore.engine.runs import find_checkpoint, load_into, num_classes_of, run_recipe_file
+    from reidcore.engine.rundir import RunDirectory
+    from reidcore.engine.runs import find_checkpoint, load_into
     from reidcore.models.weights import no_weight_loading
     from reidcore.recipe import read_toml, resolve
 
     run_dir, path = find_checkpoint(Path(ref), which)  # type: ignore[arg-type]
-    recipe_path = run_recipe_file(run_dir)
+    run = RunDirectory(run_dir)
+    recipe_path = run.written_recipe_file()
     recipe = resolve(read_toml(recipe_path), str(recipe_path), registry)
     with no_weight_loading():  # the checkpoint holds every weight: read no pretrained file
-        method = build_method(recipe, registry, num_classes_of(run_dir), meta=False)
+        method = build_method(recipe, registry, run.num_classes(), meta=False)
     return load_into(method, run_dir, path, recipe, modules, device)

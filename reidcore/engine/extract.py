@@ -8,33 +8,35 @@
     extractor = FeatureExtractor("runs/quickstart-20260101-120000", plugins=load_plugins())
     features = extractor(["a.jpg", "b.jpg"])                            # N x D float32 tensor
 
-A run directory is read through its ``recipe.toml``, ``manifest.json`` (number of training
-identities) and ``checkpoints/``; a recipe (file or packaged name) gives its untrained
+A run directory (:class:`~reidcore.engine.rundir.RunDirectory`) is read through its
+``recipe.toml``, ``manifest.json`` (number of training identities) and ``checkpoints/``
+(``best.pt``, else the last epoch checkpoint); a recipe (file or packaged name) gives its untrained
 (or locally pretrained) network. Flip averaging follows the recipe's ``[evaluate] flip``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from reidcore.engine.rundir import RunDirectory
 from reidcore.errors import ReidError
 
 
-def _load_recipe(ref: str, plugins: Any, overrides: Sequence[str] = ()) -> tuple[Any, Path | None]:
+def _load_recipe(ref: str, plugins: Any, overrides: Sequence[str] = ()
+                 ) -> tuple[Any, RunDirectory | None]:
     from reidcore.recipe import find_recipe, read_toml, resolve
 
     path = Path(ref)
     if path.is_dir():
-        recipe_file = path / "recipe.toml"
-        if not recipe_file.is_file():
+        run = RunDirectory(path)
+        if not run.recipe_file.is_file():
             raise ReidError(f"{path} is not a run directory (no recipe.toml)")
-        return resolve(read_toml(recipe_file), str(recipe_file), plugins.registry, plugins.hook,
-                       overrides), path
+        return resolve(read_toml(run.recipe_file), str(run.recipe_file), plugins.registry,
+                       plugins.hook, overrides), run
     found = find_recipe(ref, plugins.recipe_dirs())
     return resolve(read_toml(found), str(found), plugins.registry, plugins.hook, overrides), None
 
@@ -51,22 +53,21 @@ class FeatureExtractor:
         from reidcore.engine.context import build_method
         from reidcore.engine.trainer import resolve_device
 
-        self.recipe, run_dir = _load_recipe(str(run_or_recipe), plugins, overrides)
+        self.recipe, run = _load_recipe(str(run_or_recipe), plugins, overrides)
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.flip = bool(getattr(self.recipe.evaluate.config, "flip", False))
         self.transform = build_test_transform(self.recipe.loader)
         state_path: Path | None = Path(checkpoint) if checkpoint else None
         num_classes = None
-        if run_dir is not None:
-            manifest = run_dir / "manifest.json"
-            if manifest.is_file():
-                num_classes = json.loads(manifest.read_text()).get("num_classes")
+        if run is not None:
+            manifest = run.manifest()
+            if manifest is not None:
+                num_classes = manifest.get("num_classes")
             if state_path is None:
-                best = run_dir / "checkpoints" / "best.pt"
-                state_path = best if best.is_file() else ckpt.latest(run_dir / "checkpoints")
+                state_path = run.best_or_latest_checkpoint()
                 if state_path is None:
-                    raise ReidError(f"run directory {run_dir} has no checkpoint yet")
+                    raise ReidError(f"run directory {run} has no checkpoint yet")
         state = ckpt.read(state_path) if state_path is not None else None
         if num_classes is None:
             num_classes = expected_num_classes(self.recipe, plugins.registry)[0]

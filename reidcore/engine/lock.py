@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reidcore.engine.rundir import RunDirectory
 from reidcore.errors import ReidError
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
-
-LOCK_NAME = "run.lock"
 
 
 class RunDirLockedError(ReidError):
@@ -61,7 +60,7 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_NAME
+        self.path = RunDirectory(self.run_dir).lock_file
         self.stale: dict[str, Any] | None = None
         self._fd: int | None = None
 

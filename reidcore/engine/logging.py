@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reidcore.engine.rundir import RunDirectory
 from reidcore.fileio import atomic_write_text
 
 
@@ -51,8 +52,9 @@ class RunLogger:
         if enabled:
             from tensorboardX import SummaryWriter
 
-            self._writer = SummaryWriter(str(run_dir / "tb"))
-            self._jsonl = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+            files = RunDirectory(run_dir)
+            self._writer = SummaryWriter(str(files.tensorboard_dir))
+            self._jsonl = files.metrics_file.open("a", encoding="utf-8")
 
     def print(self, message: str) -> None:
         if self.enabled and not self.quiet:

@@ -1,16 +1,16 @@
 """Running a resolved recipe: the run directory, the processes, and the lifecycle hooks.
 
-A run directory holds ``recipe.toml`` (the resolved recipe, runnable as is),
-``manifest.json``, ``metrics.jsonl``, ``tb/`` (TensorBoard), ``checkpoints/``,
-``ranked_<testset>.png``, ``images/`` (pictures a method logs), ``summary.json`` and
-``run.lock`` (held while a run owns the directory: :mod:`reidcore.engine.lock`). The
-loop itself is :class:`~reidcore.engine.trainer.Trainer`; evaluation helpers are in
+What a run directory holds, and what it says about its run, is
+:class:`~reidcore.engine.rundir.RunDirectory`'s; ``run.lock`` is held while a run owns
+the directory (:mod:`reidcore.engine.lock`). The loop itself is
+:class:`~reidcore.engine.trainer.Trainer`; evaluation helpers are in
 :mod:`reidcore.engine.evaluate` (both re-exported here).
 
 ``--resume`` continues the recipe the directory was trained with: a different recipe is
 refused with the differing keys, unless ``allow_recipe_change`` and every difference is
-one of :data:`SAFE_RESUME_CHANGES` (keys that change how long or how visibly the run goes
-on, not what its checkpoints mean); the changes are then recorded in ``manifest.json``.
+one of :data:`~reidcore.engine.rundir.SAFE_RESUME_CHANGES` (keys that change how long or
+how visibly the run goes on, not what its checkpoints mean); the changes are then recorded
+in ``manifest.json`` (:meth:`~reidcore.engine.rundir.RunDirectory.resume_changes`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 
-from reidcore.engine import checkpoint as ckpt
 from reidcore.engine import distributed
 from reidcore.engine.evaluate import (  # noqa: F401 - re-exported
     evaluate_test_sets,
@@ -36,6 +35,7 @@ from reidcore.engine.evaluate import (  # noqa: F401 - re-exported
 )
 from reidcore.engine.lock import RunLock
 from reidcore.engine.logging import write_json
+from reidcore.engine.rundir import RunDirectory
 from reidcore.engine.trainer import (  # noqa: F401 - re-exported
     Trainer,
     apply_freeze,
@@ -47,48 +47,9 @@ from reidcore.engine.trainer import (  # noqa: F401 - re-exported
 from reidcore.errors import ReidError
 from reidcore.records import RunInfo
 
-SAFE_RESUME_CHANGES = ("name", "description", "train.epochs", "train.eval_every",
-                       "train.log_every", "train.checkpoint_every", "train.keep_last",
-                       "train.ranked_pictures", "train.nonfinite")
-"""Recipe keys ``--allow-recipe-change`` lets a resumed run change."""
-
 
 def default_run_dir(recipe_name: str) -> Path:
     return Path("runs") / f"{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def resume_changes(recipe: Any, run_dir: Path, allow_change: bool = False
-                   ) -> list[dict[str, Any]]:
-    """The differences between ``recipe`` and the ``recipe.toml`` of the run it resumes,
-    as ``{"key", "old", "new"}`` records; a :class:`ReidError` listing them unless
-    ``allow_change`` and all are :data:`SAFE_RESUME_CHANGES`."""
-    from reidcore.recipe import differences, read_toml, to_dict, value_at
-
-    written_path = run_dir / "recipe.toml"
-    if not written_path.is_file():
-        return []
-    new, old = to_dict(recipe), read_toml(written_path)
-    keys = differences(new, old)
-    changes = [{"key": key, "old": value_at(old, key), "new": value_at(new, key)}
-               for key in keys]
-    unsafe = [c for c in changes if c["key"] not in SAFE_RESUME_CHANGES]
-    if not changes or (allow_change and not unsafe):
-        return changes
-
-    def listing(items: list[dict[str, Any]]) -> str:
-        shown = [f"{c['key']} ({c['old']!r} -> {c['new']!r})" for c in items[:12]]
-        return ", ".join(shown) + (f" and {len(items) - 12} more" if len(items) > 12 else "")
-
-    safe = ", ".join(SAFE_RESUME_CHANGES)
-    if allow_change:
-        raise ReidError(f"--resume: {run_dir} was trained with another recipe, and "
-                        f"--allow-recipe-change allows only {safe}; these keys differ too: "
-                        f"{listing(unsafe)}")
-    raise ReidError(f"--resume: the recipe differs from the one {run_dir} was trained with "
-                    f"({written_path}): {listing(changes)}. Resume with that recipe "
-                    f"(`reid run {written_path} --out {run_dir} --resume`) or start a new "
-                    f"run; --allow-recipe-change allows changes to {safe} and records them "
-                    f"in manifest.json")
 
 
 # --- entry points -------------------------------------------------------------------------
@@ -116,7 +77,7 @@ def _run_process(recipe: Any, plugins: Any, run_dir: Path, resume: bool,
             failed = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                       "run_dir": str(run_dir)}
             with contextlib.suppress(Exception):
-                write_json(run_dir / "summary.json",
+                write_json(RunDirectory(run_dir).summary_file,
                            {**failed, "traceback": traceback.format_exc()})
             with contextlib.suppress(Exception):
                 plugins.hook.reid_run_end(run=run_info, summary=failed)
@@ -136,7 +97,7 @@ def _run_dir(out: Path | None, resume: bool, recipe_name: str) -> Path:
 
 def prepare_run_dir(out: Path | None, resume: bool, recipe_name: str) -> Path:
     run_dir = _run_dir(out, resume, recipe_name)
-    if not resume and ckpt.latest(run_dir / "checkpoints") is not None:
+    if not resume and RunDirectory(run_dir).started:
         raise ReidError(f"run directory {run_dir} already holds checkpoints; continue it with "
                         f"--resume or choose another --out")
     return run_dir
@@ -152,7 +113,8 @@ def claim_run_dir(recipe: Any, out: Path | None, resume: bool, recipe_name: str,
         if lock.stale is not None and not quiet:
             print(lock.stale_message(), flush=True)
         run_dir = prepare_run_dir(out, resume, recipe_name)
-        changes = resume_changes(recipe, run_dir, allow_recipe_change) if resume else []
+        changes = (RunDirectory(run_dir).resume_changes(recipe, allow_recipe_change)
+                   if resume else [])
         yield run_dir, changes
 
 
@@ -161,7 +123,8 @@ def run_recipe(recipe: Any, plugins: Any, out: Path | None = None, resume: bool 
                quiet: bool = False, allow_recipe_change: bool = False) -> dict[str, Any]:
     """Train and evaluate ``recipe``; return the summary (``summary["metrics"]`` holds the
     final metrics per test set). ``nproc > 1`` spawns DDP processes (gloo on CPU).
-    ``allow_recipe_change``: with ``resume``, accept the :data:`SAFE_RESUME_CHANGES`."""
+    ``allow_recipe_change``: with ``resume``, accept the
+    :data:`~reidcore.engine.rundir.SAFE_RESUME_CHANGES`."""
     env = distributed.from_environment()
     if env.enabled and nproc > 1:
         raise ReidError("--nproc cannot be used under torchrun (it already starts the processes)")

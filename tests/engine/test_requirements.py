@@ -26,7 +26,8 @@ from reidcore.api import (
 )
 from reidcore.engine import checkpoint as ckpt
 from reidcore.engine.chain import run_chain
-from reidcore.engine.runs import MissingRunError, is_completed, requirement_dir
+from reidcore.engine.rundir import RunDirectory
+from reidcore.engine.runs import MissingRunError
 from reidcore.plugins import load_plugins
 from reidcore.recipe import load_recipe
 from tests.engine.conftest import tiny_recipe_dict
@@ -99,9 +100,10 @@ def test_a_chain_trains_the_teacher_first_then_resumes_a_killed_one(engine_cache
     run_dir = tmp_path / "runs" / "student"
     summary = run_chain(recipe, plugins, run_dir, recipe_name="student", source=path,
                         quiet=True)
-    teacher_dir = requirement_dir(run_dir, "teacher")
+    teacher = RunDirectory(run_dir).requirement("teacher")
+    teacher_dir = teacher.path
     assert teacher_dir == tmp_path / "runs" / "student-teacher"
-    assert is_completed(teacher_dir) and is_completed(run_dir)
+    assert teacher.completed and RunDirectory(run_dir).completed
     assert summary["status"] == "completed"
     reference = teacher_weights(teacher_dir)
 
