@@ -6,7 +6,12 @@ reads it; pickled code is refused)::
     {"format": 1, "epoch": E, "step": S,          # E epochs done, S steps done
      "modules": {name: state_dict}, "optimizers": {...}, "schedulers": {...},
      "precision": {...}, "rng": {...}, "best": {"metric", "value", "epoch"},
-     "metrics": {...}}                             # the last evaluation's metrics
+     "metrics": {...},                             # the last evaluation's metrics
+     "nonfinite_steps": N}                         # steps skipped (train.nonfinite)
+
+:func:`training_payload` gathers it from a training run and :func:`restore_training` puts
+it back (``--resume``); where the files lie, and which one a resume reads, is the run
+directory's (:class:`~reidcore.engine.rundir.RunDirectory`).
 
 Epoch checkpoints are ``checkpoints/epoch-0005.pt`` (the last ``keep_last`` kept) and
 ``checkpoints/best.pt``. Each is written to a temporary file and renamed over its name,
@@ -31,8 +36,9 @@ import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import numpy as np
 import torch
 from torch import nn
@@ -40,6 +46,10 @@ from torch import nn
 from reidcore.errors import ReidError
 from reidcore.fileio import atomic_open
 from reidcore.models.weights import state_mismatches
+
+if TYPE_CHECKING:
+    from reidcore.engine.context import Precision
+    from reidcore.engine.optim import Optimization
 
 FORMAT = 1
 DIGEST_KEY = "sha256"
@@ -51,7 +61,7 @@ _EPOCH_FILE = re.compile(r"^epoch-(\d+)\.pt$")
 
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) RNG states as tensors and plain data."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple (numpy types it as a union)
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
@@ -132,7 +142,7 @@ def _disk_full(exc: BaseException) -> OSError | None:
 
 def _free_space(directory: Path) -> str:
     try:
-        free = shutil.disk_usage(directory).free
+        free: float = shutil.disk_usage(directory).free
     except OSError:
         return "unknown"
     for unit in ("bytes", "KiB", "MiB", "GiB"):
@@ -264,3 +274,58 @@ def load_modules(modules: Mapping[str, nn.Module], states: Mapping[str, Mapping[
     for name, module in modules.items():
         if name in states:
             module.load_state_dict(states[name], strict=True)
+
+
+# --- a training run's state -----------------------------------------------------------------
+
+
+def training_payload(*, epoch: int, step: int, modules: Mapping[str, nn.Module],
+                     optimization: Optimization, precision: Precision,
+                     best: Mapping[str, Any], metrics: Mapping[str, float],
+                     nonfinite_steps: int) -> dict[str, Any]:
+    """The checkpoint of a training run after ``epoch`` epochs and ``step`` steps (see the
+    module docstring), the RNG states included."""
+    return {
+        "format": FORMAT, "epoch": epoch, "step": step,
+        "modules": {n: m.state_dict() for n, m in modules.items()},
+        "optimizers": {n: o.state_dict() for n, o in optimization.optimizers.items()},
+        "schedulers": {n: s.state_dict() for n, s in optimization.schedulers.items()},
+        "precision": precision.state_dict(), "rng": rng_state(),
+        "best": dict(best), "metrics": dict(metrics),
+        "nonfinite_steps": nonfinite_steps,
+    }
+
+
+@attrs.frozen
+class ResumePoint:
+    """Where a restored training run goes on: epochs and steps done, the best metric so
+    far, the last evaluation's metrics, the non-finite steps skipped."""
+
+    epoch: int
+    step: int
+    best: dict[str, Any]
+    metrics: dict[str, float]
+    nonfinite_steps: int
+
+
+def restore_training(data: Mapping[str, Any], path: Path, *, modules: Mapping[str, nn.Module],
+                     optimization: Optimization, precision: Precision,
+                     best: Mapping[str, Any]) -> ResumePoint:
+    """Load the checkpoint ``data`` (read from ``path``) into the modules, optimizers,
+    schedulers and precision of a training run and set the RNG states; ``best``: the best
+    record to keep when the checkpoint has none. Every mismatch is a :class:`ReidError`."""
+    load_modules(modules, data["modules"], str(path))
+    for kind, owners in (("optimizers", optimization.optimizers),
+                         ("schedulers", optimization.schedulers)):
+        saved = data.get(kind, {})
+        if set(saved) != set(owners):
+            raise ReidError(f"checkpoint {path} has {kind} {sorted(saved)} but the method "
+                            f"has {sorted(owners)}")
+        for name, owner in owners.items():
+            owner.load_state_dict(saved[name])
+    precision.load_state_dict(data.get("precision", {}))
+    set_rng_state(data["rng"])
+    return ResumePoint(epoch=int(data["epoch"]), step=int(data["step"]),
+                       best=dict(data.get("best", best)),
+                       metrics=dict(data.get("metrics", {})),
+                       nonfinite_steps=int(data.get("nonfinite_steps", 0)))

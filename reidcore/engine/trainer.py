@@ -16,12 +16,10 @@ Step metrics (0-d tensors or floats) are summed on the device and read every
 ``train.log_every`` steps and at the epoch's end (:mod:`reidcore.engine.step_metrics`): no
 host sync per step unless an observer plugin implements ``reid_train_step_end``.
 
-A non-finite loss (``loss`` or a ``loss/<term>`` of a step's metrics) stops the run
-(``train.nonfinite = "stop"``), at the next read, naming the first bad step, before any
-checkpoint is written; or skips the step (``"skip"``, which reads every step). Under DDP
-the ranks agree on a stop at the epoch's end, in the all-reduce of the epoch means (before
-anything is saved). A damaged last checkpoint is
-set aside on ``--resume`` (renamed ``*.damaged``) and the previous good one is used.
+What a non-finite loss does is :mod:`reidcore.engine.nonfinite`'s (``train.nonfinite``).
+The files are the run directory's (:class:`~reidcore.engine.rundir.RunDirectory`): on
+``--resume`` the newest checkpoint that verifies is restored
+(:func:`~reidcore.engine.checkpoint.restore_training`), a damaged one set aside.
 """
 
 from __future__ import annotations
@@ -60,7 +58,9 @@ from reidcore.engine.logging import (
     write_json,
 )
 from reidcore.engine.names import check_names
+from reidcore.engine.nonfinite import NonFinitePolicy
 from reidcore.engine.optim import Clock, Optimization
+from reidcore.engine.rundir import RunDirectory
 from reidcore.engine.step import StepOptimizers
 from reidcore.engine.step_metrics import StepMetrics, to_floats
 from reidcore.errors import ReidError
@@ -102,16 +102,6 @@ def build_dataset(registry: Any, section: Any) -> Any:
     return registry.get(Kind.DATASET, section.name).create(section.config)
 
 
-class NonFiniteLossError(ReidError):
-    """Training produced a non-finite loss (``train.nonfinite = "stop"``)."""
-
-
-def nonfinite_terms(metrics: dict[str, float]) -> list[str]:
-    """The loss terms (``loss``, ``loss/<term>``) of a step's metrics that are not finite."""
-    return [key for key, value in metrics.items()
-            if key.startswith("loss") and not math.isfinite(value)]
-
-
 def apply_freeze(optimization: Optimization, groups: Sequence[str], frozen: bool) -> None:
     """(Un)freeze the parameters of the named optimizer groups."""
     for optimizer in optimization.optimizers.values():
@@ -135,20 +125,18 @@ class Trainer:
         self.registry = plugins.registry
         self.hook = plugins.hook
         self.run_dir = run_dir
+        self.files = RunDirectory(run_dir)
         self.resume = resume
         self.dist = dist_info
         self.quiet = quiet
         self.train_cfg = recipe.train
         self.device = resolve_device(self.train_cfg.device, dist_info.local_rank)
-        self.checkpoint_dir = run_dir / "checkpoints"
         self.step = 0
         self.start_epoch = 0
         self.best: dict[str, Any] = {"metric": self.train_cfg.best_metric, "value": None,
                                      "epoch": None}
         self.last_metrics: dict[str, float] = {}
         self.recipe_changes = list(recipe_changes or [])
-        self.last_checkpoint: Path | None = None
-        self.nonfinite_steps = 0
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -224,9 +212,12 @@ class Trainer:
         check_names(recipe, self.optimization, self.evaluator, recipe.name or "being run")
         self.optim = StepOptimizers(self.optimization, self.precision,
                                     sync=self.context.sync_gradients)
+        self.nonfinite = NonFinitePolicy(
+            cfg.nonfinite, (b for m in self.method.modules().values() for b in m.buffers()),
+            distributed=self.dist.enabled, log=self.logger.print)
 
         if self.resume:
-            self._load_latest()
+            self._resume()
         self.info = RunInfo(run_dir=str(self.run_dir), recipe=recipe, resumed=self.resume)
         if self.dist.is_main:
             self._write_run_files()
@@ -234,7 +225,7 @@ class Trainer:
     def _write_run_files(self) -> None:
         from reidcore.recipe import to_dict, write_resolved
 
-        write_resolved(self.recipe, self.run_dir / "recipe.toml")
+        write_resolved(self.recipe, self.files.recipe_file)
         fingerprints = {}
         for role in ("source", "target", "test"):
             for index, split in enumerate(self.splits[role]):
@@ -247,21 +238,13 @@ class Trainer:
                  "torch_threads": torch.get_num_threads(),
                  "tf32": self.tf32.record(), "compile": self.compiled.record(),
                  "recipe_changes": self._recipe_change_history()}
-        write_json(self.run_dir / "manifest.json",
+        write_json(self.files.manifest_file,
                    manifest(to_dict(self.recipe), self.plugins, fingerprints, extra))
 
     def _recipe_change_history(self) -> list[dict[str, Any]]:
         """The manifest's earlier recipe changes, and this resume's (``--resume
         --allow-recipe-change``): the directory keeps saying what its checkpoints are."""
-        import json
-
-        history: list[dict[str, Any]] = []
-        if self.resume:
-            try:
-                old = json.loads((self.run_dir / "manifest.json").read_text(encoding="utf-8"))
-                history = list(old.get("recipe_changes") or [])
-            except (OSError, ValueError, AttributeError):
-                history = []
+        history = self.files.recipe_changes() if self.resume else []
         if self.recipe_changes:
             history.append({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "resumed_at_epoch": self.start_epoch, "resumed_at_step": self.step,
@@ -270,85 +253,33 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------
 
-    def _payload(self, epoch: int) -> dict[str, Any]:
-        return {
-            "format": ckpt.FORMAT, "epoch": epoch, "step": self.step,
-            "modules": {n: m.state_dict() for n, m in self.method.modules().items()},
-            "optimizers": {n: o.state_dict() for n, o in self.optimization.optimizers.items()},
-            "schedulers": {n: s.state_dict() for n, s in self.optimization.schedulers.items()},
-            "precision": self.precision.state_dict(), "rng": ckpt.rng_state(),
-            "best": dict(self.best), "metrics": dict(self.last_metrics),
-            "nonfinite_steps": self.nonfinite_steps,
-        }
-
     def save_checkpoint(self, epoch: int, improved: bool) -> None:
+        """The checkpoint of ``epoch`` (and ``best.pt`` when ``improved``), by rank 0."""
         if not self.dist.is_main:
             return
-        payload = self._payload(epoch)
-        path = self.checkpoint_dir / f"epoch-{epoch:04d}.pt"
-        try:
-            ckpt.save(path, payload)
-            self.last_checkpoint = path
-            ckpt.prune(self.checkpoint_dir, self.train_cfg.keep_last)
-            if improved:
-                ckpt.save(self.checkpoint_dir / "best.pt", payload)
-        except ckpt.DiskFullError as exc:
-            previous = (f"the last checkpoint, {self.last_checkpoint}, is intact"
-                        if self.last_checkpoint is not None else "no checkpoint was saved yet")
-            raise ckpt.DiskFullError(
-                f"{exc}. {previous}: free some space and continue with `reid run "
-                f"{self.run_dir / 'recipe.toml'} --out {self.run_dir} --resume`") from None
+        payload = ckpt.training_payload(
+            epoch=epoch, step=self.step, modules=self.method.modules(),
+            optimization=self.optimization, precision=self.precision, best=self.best,
+            metrics=self.last_metrics, nonfinite_steps=self.nonfinite.skipped_total)
+        self.nonfinite.last_checkpoint = self.files.save_checkpoint(
+            epoch, payload, best=improved, keep_last=self.train_cfg.keep_last,
+            previous=self.nonfinite.last_checkpoint)
 
-    def _read_newest_good(self) -> tuple[Path, dict[str, Any]] | None:
-        """The newest epoch checkpoint that reads and verifies; damaged ones on the way
-        are reported by path and set aside (``*.damaged``, by rank 0)."""
-        found = ckpt.epoch_checkpoints(self.checkpoint_dir)
-        damaged: list[str] = []
-        for _, path in reversed(found):
-            try:
-                data = ckpt.read(path)
-            except ReidError as exc:
-                damaged.append(str(path))
-                if self.dist.is_main:
-                    aside = path.with_name(path.name + ".damaged")
-                    with contextlib.suppress(OSError):
-                        path.rename(aside)
-                    print(f"warning: {exc}; set aside as {aside}", flush=True)
-                continue
-            if damaged and self.dist.is_main:
-                print(f"--resume: using the previous good checkpoint {path} instead of the "
-                      f"damaged {', '.join(damaged)}", flush=True)
-            return path, data
-        if damaged:
-            raise ReidError(f"--resume: no checkpoint in {self.checkpoint_dir} can be loaded "
-                            f"(damaged: {', '.join(damaged)}); start a new run")
-        return None
-
-    def _load_latest(self) -> None:
-        newest = self._read_newest_good()
+    def _resume(self) -> None:
+        newest = self.files.latest_good_checkpoint(set_aside=self.dist.is_main)
         if newest is None:
-            self.logger.print(f"--resume: no checkpoint in {self.checkpoint_dir} yet; "
+            self.logger.print(f"--resume: no checkpoint in {self.files.checkpoint_dir} yet; "
                               "starting from the beginning")
             self.resume = False
             return
         path, data = newest
-        ckpt.load_modules(self.method.modules(), data["modules"], str(path))
-        for kind, owners in (("optimizers", self.optimization.optimizers),
-                             ("schedulers", self.optimization.schedulers)):
-            saved = data.get(kind, {})
-            if set(saved) != set(owners):
-                raise ReidError(f"checkpoint {path} has {kind} {sorted(saved)} but the method "
-                                f"has {sorted(owners)}")
-            for name, owner in owners.items():
-                owner.load_state_dict(saved[name])
-        self.precision.load_state_dict(data.get("precision", {}))
-        ckpt.set_rng_state(data["rng"])
-        self.start_epoch = int(data["epoch"])
-        self.step = int(data["step"])
-        self.best = dict(data.get("best", self.best))
-        self.last_metrics = dict(data.get("metrics", {}))
-        self.nonfinite_steps = int(data.get("nonfinite_steps", 0))
-        self.last_checkpoint = path
+        point = ckpt.restore_training(data, path, modules=self.method.modules(),
+                                      optimization=self.optimization,
+                                      precision=self.precision, best=self.best)
+        self.start_epoch, self.step = point.epoch, point.step
+        self.best, self.last_metrics = point.best, point.metrics
+        self.nonfinite.skipped_total = point.nonfinite_steps
+        self.nonfinite.last_checkpoint = path
         self.logger.print(f"resumed from {path} (epoch {self.start_epoch}, step {self.step})")
 
     # -- loop ----------------------------------------------------------------------------
@@ -361,9 +292,7 @@ class Trainer:
         cfg = self.train_cfg
         modules = self.method.modules()
         schedulers = list(self.optimization.schedulers.values())
-        skip = cfg.nonfinite == "skip"
-        # a skipped step must not leave its BatchNorm statistics behind either
-        buffers = [b for module in modules.values() for b in module.buffers()] if skip else []
+        nonfinite = self.nonfinite
         clock = Progress(cfg.epochs, self.start_epoch)
         started = time.perf_counter()
         self.logger.print(f"training {self.recipe.method.name} on {self.device} for "
@@ -380,8 +309,8 @@ class Trainer:
                 apply_freeze(self.optimization, cfg.freeze, epoch < cfg.freeze_epochs)
             set_train_mode(modules, True)
             sums = StepMetrics()
-            count = skipped = 0
-            first_bad: str | None = None  # under DDP: raised at the epoch's end
+            count = 0
+            nonfinite.start_epoch()
             epoch_start = time.perf_counter()
             observed = bool(self.hook.reid_train_step_end.get_hookimpls())
             batches: Any = self.train_loader
@@ -389,7 +318,7 @@ class Trainer:
                 batches = progress(batches, total=steps, unit="step",
                                    desc=f"epoch {epoch + 1}/{cfg.epochs}")
             for batch in batches:
-                saved = [b.clone() for b in buffers] if skip else None
+                nonfinite.before_step()
                 metrics = self.method.training_step(batch, self.step, self.optim)
                 self.precision.update()
                 self.clock.advance()
@@ -397,24 +326,9 @@ class Trainer:
                     scheduler.step()
                 self.step += 1
                 count += 1
-                if skip:  # skip mode syncs every step anyway (the gradient check)
-                    values = to_floats(metrics)
-                    if nonfinite_terms(values):
-                        report = self._nonfinite_report(values, epoch, count, steps)
-                        for buffer, before in zip(buffers, saved or [], strict=True):
-                            buffer.copy_(before)
-                        skipped += 1
-                        self.nonfinite_steps += 1
-                        if self.nonfinite_steps <= 10 or self.nonfinite_steps % 100 == 0:
-                            self.logger.print(f"warning: skipped {report} (non-finite steps "
-                                              f"skipped so far: {self.nonfinite_steps})")
-                    else:
-                        sums.add(values)
-                else:
-                    sums.add(metrics, step=self.step)
                 logging = self.step % cfg.log_every == 0
-                if not skip and (logging or count == steps):
-                    first_bad = first_bad or self._check_nonfinite(sums, epoch, count, steps)
+                nonfinite.after_step(metrics, sums, step=self.step, epoch=epoch, index=count,
+                                     steps=steps, read=logging or count == steps)
                 if observed:  # an observer reads floats: one sync per step, only then
                     self.hook.reid_train_step_end(run=self.info, step=self.step,
                                                   metrics=to_floats(metrics))
@@ -422,15 +336,9 @@ class Trainer:
                     self.logger.scalars("train", self.step, epoch + count / steps,
                                         {**to_floats(metrics), **self._lrs()},
                                         tb_prefix="train/")
-            means = sums.means()
-            if self.dist.enabled and not skip:
-                means["nonfinite"] = 1.0 if first_bad else 0.0
-            means = distributed.all_reduce_mean(self.dist, means)
-            if means.pop("nonfinite", 0.0) > 0:
-                raise NonFiniteLossError(self._nonfinite_message(
-                    first_bad or "a non-finite loss in another process in this epoch"))
-            if skip:
-                means["nonfinite_steps"] = float(skipped)
+            means = nonfinite.epoch_means(
+                sums, lambda values: distributed.all_reduce_mean(self.dist, values))
+            skipped = nonfinite.skipped
             seconds = time.perf_counter() - epoch_start
             shown = "  ".join(f"{k} {v:.4f}" for k, v in means.items()
                               if k in ("loss", "accuracy") or k.startswith("loss/"))
@@ -453,33 +361,6 @@ class Trainer:
         if distributed.broadcast_object(self.dist, done_unevaluated):  # all ranks evaluate
             self.evaluate(cfg.epochs, pictures=True)
         return self.finish(time.perf_counter() - started)
-
-    def _check_nonfinite(self, sums: StepMetrics, epoch: int, count: int,
-                         steps: int) -> str | None:
-        """The report of the first non-finite step since the last check (one sync), raised
-        at once in one process; under DDP returned, and raised at the epoch's end."""
-        found = sums.nonfinite()
-        if found is None:
-            return None
-        step, values = found
-        report = self._nonfinite_report(values, epoch, count - (self.step - step), steps, step)
-        if self.dist.enabled:
-            return report
-        raise NonFiniteLossError(self._nonfinite_message(report))
-
-    def _nonfinite_report(self, values: dict[str, float], epoch: int, index: int,
-                          steps: int, step: int | None = None) -> str:
-        terms = ", ".join(f"{key} {value:.6g}" for key, value in values.items()
-                          if key.startswith("loss"))
-        return (f"step {self.step if step is None else step} (epoch {epoch + 1}, batch "
-                f"{index} of {steps}) with a non-finite loss: {terms}")
-
-    def _nonfinite_message(self, report: str) -> str:
-        last = (f"the last good checkpoint is {self.last_checkpoint}"
-                if self.last_checkpoint is not None else "no checkpoint has been saved yet")
-        return (f"training stopped at {report}; {last} (nothing was saved after it). "
-                f"Lower train.lr, set train.clip_grad_norm, or set train.nonfinite = \"skip\" "
-                f"to skip such steps")
 
     def _lrs_text(self) -> str:
         return " ".join(f"{v:.2e}" for v in self._lrs().values())
@@ -516,7 +397,7 @@ class Trainer:
             for name, (query, gallery) in features.items():
                 try:
                     _, image = self.evaluator.ranked_results(
-                        query, gallery, self.run_dir / f"ranked_{name}.png",
+                        query, gallery, self.files.ranked_picture(name),
                         num_queries=self.train_cfg.ranked_pictures, seed=self.recipe.seed)
                     self.logger.image(f"ranked/{name}", image, self.step)
                 except Exception as exc:  # a picture must never cost the run
@@ -535,10 +416,10 @@ class Trainer:
         summary = {"status": "completed", "run_dir": str(self.run_dir),
                    "epochs": self.train_cfg.epochs, "steps": self.step,
                    "train_seconds": round(seconds, 2), "metrics": per_set,
-                   "best": self.best, "nonfinite_steps": self.nonfinite_steps,
+                   "best": self.best, "nonfinite_steps": self.nonfinite.skipped_total,
                    "evaluation": describe_evaluation(self.evaluator, self.test_sets)}
         if self.dist.is_main:
-            write_json(self.run_dir / "summary.json", summary)
+            write_json(self.files.summary_file, summary)
             if self.test_names:
                 self.logger.print(summary_table(self.last_metrics, self.test_names))
             self.logger.print(f"run directory: {self.run_dir}")
