@@ -38,8 +38,8 @@ class RankingConfig:
     * ``query_expansion``: average query expansion: each query embedding is replaced by
       the mean of itself and its ``query_expansion`` nearest gallery embeddings (0: off).
     * ``rerank``: k-reciprocal re-ranking with ``k1``, ``k2``, ``lambda_value``
-      (needs the query-query and gallery-gallery distances: for large galleries this costs
-      ``4 * G * G`` bytes; ranking without it streams and needs far less).
+      (streamed from distance blocks: about ``N * (8 * D + 4,500)`` bytes for ``N`` images
+      of ``D``-d float32 features at the default k1, k2, plus the blocks; never ``N x N``).
     * ``ranks``: the CMC ranks reported (``rank1``, ``rank5``...); ``max_rank``: the
       length of the CMC curve kept in the result (at least ``max(ranks)``).
     * ``protocol``: ``auto`` (``market`` when camera ids are known, else ``no-camera``),
@@ -48,6 +48,10 @@ class RankingConfig:
     * ``average_precision``: ``standard`` (non-interpolated, as torchreid and fast-reid) or
       ``interpolated`` (the official Market-1501 evaluation code).
     * ``chunk_rows``: query rows per distance chunk (0: about 256 MB per chunk).
+    * ``memory_gb``: the working memory evaluation may use beyond the features, in GB
+      (0: half the machine's memory). Block sizes are chosen to fit; a request that cannot
+      fit (a large re-ranking, too many ``chunk_rows``) is an error naming the memory it
+      needs, before anything large is allocated.
     """
 
     metric: Literal["euclidean", "sqeuclidean", "cosine", "l1"] = "euclidean"
@@ -67,6 +71,8 @@ class RankingConfig:
     sgs_repeats: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     seed: int = 0
     chunk_rows: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    memory_gb: float = attrs.field(default=0.0, converter=float,
+                                   validator=attrs.validators.ge(0.0))
 
 
 @attrs.define

@@ -47,34 +47,36 @@ def chunk_rows(num_gallery: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
     return max(1, chunk_bytes // max(1, 4 * num_gallery))
 
 
-class _Prepared:
+class Prepared:
     """Gallery-side quantities computed once and reused for every query chunk."""
 
     def __init__(self, gallery: torch.Tensor, metric: str, dtype: torch.dtype):
         self.metric = metric
         gallery = gallery.to(dtype)
+        self.g_sq: torch.Tensor | None = None
         if metric == "cosine":
             gallery = l2_normalise(gallery)
-            self.g_sq = None
-        elif metric == "l1":
-            self.gallery = gallery
-            self.g_sq = None
-        else:
+        elif metric != "l1":
             # a reduction without a gallery-sized temporary
             self.g_sq = torch.linalg.vector_norm(gallery, dim=1).square_()
+        self.gallery = gallery
+        """The gallery as the distances see it (l2-normalised for ``cosine``)."""
         self.gallery_t = gallery.t()
 
-    def block(self, query: torch.Tensor) -> torch.Tensor:
+    def block(self, query: torch.Tensor, start: int = 0,
+              stop: int | None = None) -> torch.Tensor:
+        """Distances of ``query`` rows to gallery items ``start:stop`` (default: all)."""
         query = query.to(self.gallery_t.dtype)
         if self.metric == "l1":
-            return torch.cdist(query, self.gallery, p=1.0)
+            return torch.cdist(query, self.gallery[start:stop], p=1.0)
+        gallery_t = self.gallery_t[:, start:stop]
         if self.metric == "cosine":
             return torch.addmm(torch.ones((), dtype=query.dtype, device=query.device),
-                               l2_normalise(query), self.gallery_t, beta=1.0, alpha=-1.0)
+                               l2_normalise(query), gallery_t, beta=1.0, alpha=-1.0)
         q_sq = query.pow(2).sum(dim=1, keepdim=True)
-        out = torch.addmm(q_sq, query, self.gallery_t, beta=1.0, alpha=-2.0)
+        out = torch.addmm(q_sq, query, gallery_t, beta=1.0, alpha=-2.0)
         assert self.g_sq is not None  # set for the squared-distance metrics
-        out.add_(self.g_sq.unsqueeze(0)).clamp_(min=0.0)
+        out.add_(self.g_sq[start:stop].unsqueeze(0)).clamp_(min=0.0)
         if self.metric == "euclidean":
             out.sqrt_()
         return out
@@ -105,7 +107,7 @@ def iter_distance_chunks(query, gallery, metric: str = "euclidean", *,
     dtype = _compute_dtype(query, gallery)
     rows = rows or chunk_rows(gallery.shape[0])
     with torch.no_grad():
-        prepared = _Prepared(gallery.to(device), metric, dtype)
+        prepared = Prepared(gallery.to(device), metric, dtype)
         for start in range(0, query.shape[0], rows):
             block = prepared.block(query[start:start + rows].to(device))
             yield start, block.to(dtype=torch.float32, device="cpu").numpy()

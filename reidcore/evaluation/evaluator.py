@@ -3,7 +3,8 @@
 :func:`evaluate_features` streams chunks of query rows through the distance computation
 (torch, on the features' device) and the ranking kernels, so the full query x gallery
 matrix never exists: an MSMT17-sized problem needs little more memory than its features.
-Re-ranking needs the three full distance matrices and does not stream.
+Re-ranking streams too (:func:`~reidcore.evaluation.rerank.iter_reranked_chunks`): no
+``N x N`` or query x gallery matrix exists; block sizes follow ``evaluate.memory_gb``.
 
 Flip test-time augmentation happens before this module: the engine reads
 ``RankingConfig.flip`` and averages the embeddings of each image and its mirror image.
@@ -25,10 +26,14 @@ from reidcore.evaluation.config import RankingConfig
 from reidcore.evaluation.distance import (
     as_tensor,
     check_metric,
-    chunk_rows,
     iter_distance_chunks,
     l2_normalise,
-    pairwise_distance,
+)
+from reidcore.evaluation.memory import (
+    budget_bytes,
+    default_memory_bytes,
+    out_of_memory,
+    plain_rows,
 )
 from reidcore.evaluation.protocol import (
     camera_ids_warning,
@@ -41,7 +46,6 @@ from reidcore.evaluation.ranking import (
     combine,
     prepare_labels,
     rank_chunk,
-    rank_metrics,
 )
 from reidcore.progress import progress
 from reidcore.records import FeatureSet
@@ -75,18 +79,29 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
                       lambda_value: float = 0.3, protocol: str = "auto",
                       max_rank: int = 50, average_precision: str = "standard",
                       sgs_repeats: int = 10, seed: int = 0, rows: int | None = None,
-                      query_gallery_index=None) -> RankResult:
+                      query_gallery_index=None, memory_bytes: int | None = None
+                      ) -> RankResult:
     """Rank metrics from embeddings (see :class:`~reidcore.evaluation.config.RankingConfig`
-    for the options). Without re-ranking the distance matrix is streamed by query chunks.
-    An empty query or gallery is a :class:`ReidError`; the result records the protocol
-    and the distance it used.
+    for the options). The distance matrix is streamed by query chunks, re-ranked or not;
+    working memory stays within ``memory_bytes`` (default: half the machine's memory) and
+    a request that cannot fit is a :class:`ReidError` naming the memory it needs, raised
+    before the allocation. An empty query or gallery is a :class:`ReidError`; the result
+    records the protocol and the distance it used.
     """
-    result = _evaluate_features(
-        query_features, gallery_features, q_pids, g_pids, q_camids, g_camids, metric=metric,
-        normalisation=normalisation, query_expansion=query_expansion, rerank=rerank, k1=k1,
-        k2=k2, lambda_value=lambda_value, protocol=protocol, max_rank=max_rank,
-        average_precision=average_precision, sgs_repeats=sgs_repeats, seed=seed, rows=rows,
-        query_gallery_index=query_gallery_index)
+    try:
+        result = _evaluate_features(
+            query_features, gallery_features, q_pids, g_pids, q_camids, g_camids,
+            metric=metric, normalisation=normalisation, query_expansion=query_expansion,
+            rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value, protocol=protocol,
+            max_rank=max_rank, average_precision=average_precision, sgs_repeats=sgs_repeats,
+            seed=seed, rows=rows, query_gallery_index=query_gallery_index,
+            memory_bytes=memory_bytes)
+    except MemoryError as exc:
+        raise out_of_memory(exc, "evaluation") from None
+    except RuntimeError as exc:  # torch's allocator
+        if "alloc" in str(exc).lower() or "out of memory" in str(exc).lower():
+            raise out_of_memory(exc, "evaluation") from None
+        raise
     return attrs.evolve(result, distance=metric, normalisation=normalisation,
                         reranked=bool(rerank))
 
@@ -95,7 +110,8 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
                        g_camids, *, metric: str, normalisation: str, query_expansion: int,
                        rerank: bool, k1: int, k2: int, lambda_value: float, protocol: str,
                        max_rank: int, average_precision: str, sgs_repeats: int, seed: int,
-                       rows: int | None, query_gallery_index) -> RankResult:
+                       rows: int | None, query_gallery_index,
+                       memory_bytes: int | None) -> RankResult:
     check_metric(metric)
     if normalisation not in ("none", "l2"):
         raise ReidError(f"normalisation must be 'none' or 'l2', got '{normalisation}'")
@@ -117,27 +133,22 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
     if query_expansion > 0:
         query = average_query_expansion(query, gallery, query_expansion, metric=metric,
                                         normalise=normalisation == "l2", rows=rows)
-    if rerank:
-        from reidcore.evaluation.rerank import k_reciprocal_rerank
-
-        distmat = k_reciprocal_rerank(
-            pairwise_distance(query, gallery, metric, rows=rows),
-            pairwise_distance(query, query, metric, rows=rows),
-            pairwise_distance(gallery, gallery, metric, rows=rows),
-            k1=k1, k2=k2, lambda_value=lambda_value)
-        return rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids,
-                            max_rank=max_rank, protocol=protocol,
-                            average_precision=average_precision,
-                            query_gallery_index=query_gallery_index,
-                            sgs_repeats=sgs_repeats, seed=seed)
     if query_gallery_index is not None:
         query_gallery_index = np.asarray(query_gallery_index, np.int64)
     index = GalleryIndex.build(g_pids, g_camids)
+    memory_bytes = memory_bytes or default_memory_bytes()
+    if rerank:  # the re-ranking shows its own bar
+        from reidcore.evaluation.rerank import iter_reranked_chunks
+
+        chunks = iter_reranked_chunks(query, gallery, metric, k1=k1, k2=k2,
+                                      lambda_value=lambda_value, memory_bytes=memory_bytes,
+                                      rows=rows)
+    else:
+        rows = plain_rows(num_q, num_g, memory_bytes, rows)
+        chunks = progress(iter_distance_chunks(query, gallery, metric, rows=rows),
+                          total=-(-num_q // rows), desc="ranking", unit="chunk")
     parts = []
-    rows = rows or chunk_rows(num_g)
-    chunks = iter_distance_chunks(query, gallery, metric, rows=rows)
-    for start, block in progress(chunks, total=-(-num_q // rows), desc="ranking",
-                                 unit="chunk"):
+    for start, block in chunks:
         stop = start + block.shape[0]
         parts.append(rank_chunk(
             block, q_pids[start:stop], None if q_camids is None else q_camids[start:stop],
@@ -196,7 +207,8 @@ class RankingEvaluator:
             query_expansion=cfg.query_expansion, rerank=cfg.rerank, k1=cfg.k1, k2=cfg.k2,
             lambda_value=cfg.lambda_value, protocol=protocol, max_rank=max_rank,
             average_precision=cfg.average_precision, sgs_repeats=cfg.sgs_repeats,
-            seed=cfg.seed, rows=cfg.chunk_rows or None, query_gallery_index=self_index)
+            seed=cfg.seed, rows=cfg.chunk_rows or None, query_gallery_index=self_index,
+            memory_bytes=budget_bytes(cfg.memory_gb))
         self.last_result = result
         return result.summary(cfg.ranks)
 
