@@ -9,7 +9,10 @@ As the official code (method notes B.2-B.3)::
       + w_mmd MMD(pool e_c(y), pool e_c(x))
       + w_ctr contrastive(pool e_c(x), pids)                    source only
 
-one backward, one SGD step over all parameters. The target batch's labels are never
+one backward, one step of the one optimizer over all parameters (``optim.update("sgd",
+total)``: the engine's zero_grad, backward, gradient sync, clipping and step; the
+optimizer is ``[train]``'s, SGD in the adaptation recipes as the code). The target batch's
+labels are never
 read (the core's loader does not even deliver them). Each domain's batch goes through
 the networks in its own forward call, as the code, so batch-norm statistics are per domain.
 
@@ -27,10 +30,10 @@ from typing import Any
 
 import torch
 from reidcore.api import (
-    Clock,
     MethodContext,
     Optimization,
     ReidError,
+    StepOptimizers,
     weight_loading_enabled,
 )
 from torch import nn
@@ -39,7 +42,6 @@ from reid_plugin_arn.config import ArnConfig
 from reid_plugin_arn.networks import Classifier
 
 NETWORK = "network"
-DEFAULT_NETWORK = "arn_network"
 TRAINED_BY_PRETRAINING = ("trunk.", "shared.")
 """The parameters source-only pretraining trains: they must come from the pretrained run."""
 
@@ -50,7 +52,7 @@ class Arn:
     def __init__(self, config: ArnConfig, context: MethodContext):
         self.config = config
         self.context = context
-        self.net = context.build_generator(NETWORK, DEFAULT_NETWORK)
+        self.net = context.build_generator(NETWORK)
         needs = ("encode", "decode", "embed", "pool", "feature_dim", "has_private")
         missing = [name for name in needs if not hasattr(self.net, name)]
         if missing:
@@ -65,7 +67,6 @@ class Arn:
         self.loss_mmd = context.build_loss("mmd", sigmas=list(config.sigmas))
         self.loss_ctr = context.build_loss("arn_contrastive", margin=config.margin,
                                            squared=config.contrastive == "squared")
-        self._optimization: Optimization | None = None
         self.pretrained_from: str | None = None
         if config.pretrained and not config.source_only and not context.meta \
                 and weight_loading_enabled():
@@ -108,31 +109,20 @@ class Arn:
         return {NETWORK: network, "classifier": list(self.classifier.parameters())}
 
     def configure_optimizers(self) -> Optimization:
-        context = self.context
-        optimizer = context.make_optimizer(self.trained_parameters())
-        if getattr(context, "clock", None) is None:
-            context.clock = Clock(length=getattr(context, "steps_per_epoch", 1))
-        self._optimization = Optimization({"sgd": optimizer},
-                                          {"sgd": context.make_scheduler(optimizer)})
-        return self._optimization
+        """One optimizer over :meth:`trained_parameters` (groups ``network``, ``classifier``)
+        with the ``[train]`` settings and schedule."""
+        optimizer = self.context.make_optimizer(self.trained_parameters())
+        return Optimization({"sgd": optimizer}, {"sgd": self.context.make_scheduler(optimizer)})
 
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
-        if self._optimization is None:
-            self.configure_optimizers()
-        assert self._optimization is not None
-        context, precision = self.context, self.context.precision
-        with precision.autocast():
+    def training_step(self, batch: Mapping[str, Any], step: int,
+                      optim: StepOptimizers) -> dict[str, torch.Tensor]:
+        with self.context.precision.autocast():
             total, metrics, rows = self.losses(batch)
-        optimizer = self._optimization.optimizers["sgd"]
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(total)
-        context.sync_gradients(self.net, self.classifier)
-        precision.step(optimizer)
+        optim.update("sgd", total)
         metrics["loss"] = total
         if rows:
             self._maybe_log_images(step, rows)
-        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-                for k, v in metrics.items()}
+        return {k: v.detach() for k, v in metrics.items()}
 
     def losses(self, batch: Mapping[str, Any]
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -154,9 +144,6 @@ class Arn:
             total = total + c.w_ctr * metrics["loss/ctr"]
         if c.source_only:
             return total, metrics, {}
-        if "target" not in batch:
-            raise ReidError("arn needs unlabelled target images: add a [[data.target]] "
-                            "dataset (or set method.source_only = true)")
         (y,) = context.inputs(batch, "target.images")
         shared_y, private_y = net.encode(y, "target")
         f_y = net.pool(shared_y)
@@ -189,14 +176,9 @@ class Arn:
     def _maybe_log_images(self, step: int, rows: Mapping[str, torch.Tensor]) -> None:
         """At the end of every ``log_images_every``-th epoch (and of the last one): source,
         its reconstruction, target, its reconstruction (``images/reconstructions``)."""
-        clock = self.context.clock
-        if clock is not None and clock.ends_epoch(self.config.log_images_every,
-                                                  self.context.recipe.train.epochs):
+        if self.context.clock.ends_epoch(self.config.log_images_every,
+                                         self.context.recipe.train.epochs):
             self.context.log_images("reconstructions", rows, step + 1)
-
-
-def build(config: ArnConfig, *, context: MethodContext) -> Arn:
-    return Arn(config, context)
 
 
 # --- contract example -----------------------------------------------------------------------

@@ -5,7 +5,9 @@ Both expose one interface the ``arn`` method trains through:
 * ``encode(x, domain) -> (shared map, private map | None)``: e_c and e_p before pooling;
 * ``decode(shared, private) -> image``; ``pool(map) -> vector``; ``embed(x)`` = the
   pooled shared (identity) feature, the test feature;
-* ``has_private``, ``feature_dim``.
+* ``has_private``, ``feature_dim``;
+* ``forward(images, target=None)``: pooled features and reconstructions of a source batch
+  (and of a target batch through the target's encoders): :func:`domain_outputs`.
 
 ``arn_network``: E_I = a ResNet's stem and stages 1-3 (shared by both domains); E_C,
 E_S and E_T = three separate copies of stage 4 (each from the same ImageNet weights when
@@ -125,6 +127,24 @@ def image_decoder(cin: int, channels: list[int], convs: int, kind: str) -> nn.Se
                            for i in range(len(channels))))
 
 
+def domain_outputs(net: Any, images: torch.Tensor,
+                   target: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """``forward``: the source images' pooled ``shared`` and ``private`` features and their
+    ``reconstruction``; with ``target`` images, the same through the target's encoders as
+    ``target_shared``, ``target_private``, ``target_reconstruction`` (every part a step of
+    the method trains; the method itself calls ``encode`` / ``decode``)."""
+    out: dict[str, torch.Tensor] = {}
+    for prefix, domain, x in (("", "source", images), ("target_", "target", target)):
+        if x is None:
+            continue
+        shared, private = net.encode(x, domain)
+        out[f"{prefix}shared"] = net.pool(shared)
+        out[f"{prefix}reconstruction"] = net.decode(shared, private)
+        if private is not None:
+            out[f"{prefix}private"] = net.pool(private)
+    return out
+
+
 class ArnNetwork(nn.Module):
     """E_I, E_C, E_S, E_T and the image decoder (see the module docstring)."""
 
@@ -153,12 +173,9 @@ class ArnNetwork(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.pool(self.shared(self.trunk(images)))
 
-    def forward(self, images: torch.Tensor, domain: str = "source") -> dict[str, torch.Tensor]:
-        shared, private = self.encode(images, domain)
-        out = {"shared": self.pool(shared), "reconstruction": self.decode(shared, private)}
-        if private is not None:
-            out["private"] = self.pool(private)
-        return out
+    def forward(self, images: torch.Tensor,
+                target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return domain_outputs(self, images, target)
 
 
 class IdentityPoseNetwork(nn.Module):
@@ -191,10 +208,9 @@ class IdentityPoseNetwork(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.pool(self.shared(self.trunk(images)))
 
-    def forward(self, images: torch.Tensor, domain: str = "source") -> dict[str, torch.Tensor]:
-        shared, private = self.encode(images, domain)
-        return {"shared": self.pool(shared), "private": self.pool(private),
-                "reconstruction": self.decode(shared, private)}
+    def forward(self, images: torch.Tensor,
+                target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return domain_outputs(self, images, target)
 
 
 class Classifier(nn.Module):
@@ -217,5 +233,8 @@ def build_identity_pose_network(config: IdentityPoseNetworkConfig) -> IdentityPo
     return IdentityPoseNetwork(config)
 
 
-def image_example() -> torch.Tensor:
-    return torch.randn(2, 3, 64, 32, generator=torch.Generator().manual_seed(0))
+def image_example() -> tuple[torch.Tensor, torch.Tensor]:
+    """A source and a target batch (the contract's forward reaches E_S and E_T)."""
+    generator = torch.Generator().manual_seed(0)
+    return (torch.randn(2, 3, 64, 32, generator=generator),
+            torch.randn(2, 3, 64, 32, generator=generator))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from reidcore.api import ComponentSpec, RecipeProblem, hookimpl
+from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, hookimpl
 
 from reid_plugin_arn.config import (
     ArnConfig,
@@ -18,9 +17,23 @@ from reid_plugin_arn.config import (
     ReconstructionConfig,
 )
 
+REID_API_VERSION = 2
+
 _PKG = "reid_plugin_arn"
 METHOD = "arn"
 NETWORKS = ("arn_network", "identity_pose_network")
+
+NEEDS = MethodNeeds(
+    # one optimizer from context.make_optimizer with no options (train.optimizer, lr,
+    # weight_decay, momentum) and the [train] schedule from context.make_scheduler
+    train=("optimizer", "lr", "weight_decay", "momentum", "schedule", "schedule_by",
+           "milestones", "gamma", "min_lr_factor", "warmup_epochs", "warmup_factor"),
+    roles={"network": "arn_network"},
+    losses=False,
+    losses_note="arn sets its loss weights in [method] (w_cls, w_rec, w_dif, w_mmd, w_ctr)",
+    # batch["target"] is read only when not source_only (the pretraining stage has no
+    # target data), which MethodNeeds cannot say: reid_validate_recipe checks it
+)
 
 
 @hookimpl
@@ -64,43 +77,31 @@ def reid_losses() -> list[ComponentSpec]:
     ]
 
 
-
 @hookimpl
 def reid_methods() -> list[ComponentSpec]:
     return [
         ComponentSpec(name=METHOD, kind="method", config=ArnConfig,
-                      build=f"{_PKG}.method:build", example=f"{_PKG}.method:recipe_example",
+                      build=f"{_PKG}.method:Arn", example=f"{_PKG}.method:recipe_example",
+                      needs=NEEDS,
                       summary="ARN: shared / private encoders, image reconstruction, "
                               "difference, MMD, contrastive and CE losses (source-only "
                               "pretraining stage with source_only = true)"),
     ]
 
 
-def _network_problems(recipe: Any) -> list[RecipeProblem]:
-    problems = []
-    for role, section in recipe.generators.items():
-        if role != "network":
-            problems.append(RecipeProblem(f"$.generators.{role}", f"arn uses the role "
-                                          f"'network' only; got '{role}'"))
-        elif section.name not in NETWORKS:
-            problems.append(RecipeProblem(f"$.generators.{role}.name", f"arn's network must "
-                                          f"be one of {', '.join(NETWORKS)}; got "
-                                          f"'{section.name}'"))
-    return problems
-
-
 @hookimpl
 def reid_validate_recipe(recipe: Any, registry: Any) -> list[RecipeProblem]:
-    """An arn recipe: the network role only, its loss weights in [method], target data and
-    a pretrained stage that exists (adaptation), tanh images for ARN's Tanh decoder."""
+    """An arn recipe (beyond what the core checks from :data:`NEEDS`): an ARN network,
+    target data and a pretrained stage that exists (adaptation), tanh images for ARN's
+    Tanh decoder."""
     if recipe.method.name != METHOD:
         return []
     c = recipe.method.config
-    problems = _network_problems(recipe)
-    if recipe.losses:
-        problems.append(RecipeProblem("$.losses", "arn sets its loss weights in [method] "
-                                      "(w_cls, w_rec, w_dif, w_mmd, w_ctr); remove "
-                                      "[[losses]]"))
+    problems = []
+    network = recipe.generators.get("network")
+    if network is not None and network.name not in NETWORKS:
+        problems.append(RecipeProblem("$.generators.network.name", f"arn's network must be "
+                                      f"one of {', '.join(NETWORKS)}; got '{network.name}'"))
     if c.source_only:
         return problems
     if not recipe.data.target:
@@ -115,15 +116,9 @@ def reid_validate_recipe(recipe: Any, registry: Any) -> list[RecipeProblem]:
                                       f"an existing run; add [requires.{c.pretrained}] with "
                                       f"recipe = \"<a source_only arn recipe>\", or set "
                                       f"pretrained = \"\" to start from the network as built"))
-    network = recipe.generators.get("network")
     if (network is None or network.name == "arn_network") and c.w_rec > 0 \
             and recipe.loader.normalize != "tanh":
         problems.append(RecipeProblem("$.loader.normalize", f"ARN's decoder ends in Tanh and "
                                       f"reconstructs the input: expected 'tanh' (the code's "
                                       f"Normalize(0.5, 0.5)), got {recipe.loader.normalize!r}"))
     return problems
-
-
-@hookimpl
-def reid_recipe_dirs() -> list[Path]:
-    return [Path(str(files(_PKG) / "recipes"))]

@@ -11,6 +11,6 @@ torch.set_num_threads(int(os.environ.get("REID_TEST_THREADS", "1")))
 
 @pytest.fixture(scope="session")
 def registry():
-    from reidcore.plugins import get_plugins
+    from reidcore.testing import installed_plugins
 
-    return get_plugins().registry
+    return installed_plugins().registry

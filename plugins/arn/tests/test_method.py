@@ -5,7 +5,8 @@ from collections.abc import Mapping
 
 import pytest
 import torch
-from reidcore.api import Clock, MethodContext, ReidError
+from reidcore.api import ReidError, StepOptimizers
+from reidcore.testing import method_context, resolve_recipe
 
 from reid_plugin_arn.method import TINY_NETWORK
 
@@ -13,23 +14,34 @@ B = 8
 
 
 def make_arn(registry, method=None, network=None, num_classes=4, requires=None, run_dir=None):
-    from reidcore.testing import method_context
-
     raw = {"method": {"pretrained": "", "dropout": 0.0, **(method or {})},
            "generators": {"network": {**TINY_NETWORK, **(network or {})}},
            "data": {"source": [{"name": "synthetic", "size": "64x32"}],
                     "target": [{"name": "synthetic", "style": "real", "size": "64x32"}]},
            "loader": {"height": 64, "width": 32, "normalize": "tanh", "sampler": "random"},
            "train": {"optimizer": "sgd", "lr": 0.01, "schedule": "constant",
-                     "warmup_epochs": 0}}
+                     "warmup_epochs": 0},
+           "reid:num_classes": num_classes}
     if requires:
         raw["requires"] = requires
     spec = registry.get("method", "arn")
-    recipe = method_context(spec, raw).recipe
-    context = MethodContext(recipe=recipe, registry=registry, num_classes=num_classes,
-                            steps_per_epoch=2, clock=Clock(length=2), run_dir=run_dir)
+    context = method_context(spec, raw)  # steps_per_epoch 2, the clock at step 0
+    context.run_dir = run_dir
     torch.manual_seed(0)
-    return spec.create(recipe.method.config, context=context)
+    return spec.create(context.recipe.method.config, context=context)
+
+
+def optimizers(arn):
+    """What the engine hands ``training_step``: the method's optimizers (built once)."""
+    return StepOptimizers(arn.configure_optimizers(), arn.context.precision)
+
+
+def train_step(arn, batch, step=0, optim=None):
+    return arn.training_step(batch, step, optim or optimizers(arn))
+
+
+def values(metrics):
+    return {key: value.item() for key, value in metrics.items()}
 
 
 def make_batch(seed=1, target_seed=2):
@@ -79,12 +91,12 @@ def test_target_labels_never_reach_a_loss(registry):
     arn = make_arn(registry)
     batch = make_batch()
     poisoned = {**batch, "target": NoLabels({**batch["target"], "pids": torch.arange(B)})}
-    metrics = arn.training_step(poisoned, 0)  # reads no target label
+    metrics = values(train_step(arn, poisoned))  # reads no target label
     assert {"loss/cls", "loss/rec", "loss/dif", "loss/mmd", "loss/ctr"} <= set(metrics)
     # and the loss does not depend on them either
     other = {**batch, "target": NoLabels({**batch["target"], "pids": torch.zeros(B)})}
     arn2 = make_arn(registry)
-    assert arn2.training_step(other, 0) == metrics
+    assert values(train_step(arn2, other)) == metrics
 
 
 def test_the_classifier_sees_only_source_features(registry):
@@ -92,7 +104,7 @@ def test_the_classifier_sees_only_source_features(registry):
     seen = []
     arn.classifier.register_forward_hook(lambda m, args, out: seen.append(args[0].detach()))
     batch = make_batch()
-    arn.training_step(batch, 0)
+    train_step(arn, batch)
     assert len(seen) == 1 and seen[0].shape == (B, arn.net.feature_dim)
     # classifier gradients do not change when only the target batch changes
     arn = make_arn(registry)
@@ -123,8 +135,9 @@ def test_source_only_stage_trains_e_i_e_c_and_the_classifier(registry):
     assert names == {id(p) for p in [*arn.net.trunk.parameters(), *arn.net.shared.parameters()]}
     batch = make_batch()
     del batch["target"]
-    metrics = arn.training_step(batch, 0)
+    metrics = train_step(arn, batch)
     assert set(metrics) == {"loss/cls", "accuracy", "loss"}
+    assert all(v.dim() == 0 and not v.requires_grad for v in metrics.values())
     assert all(p.grad is None for p in arn.net.private.parameters())
     assert all(p.grad is None for p in arn.net.decoder.parameters())
 
@@ -140,10 +153,7 @@ def test_weights_and_ablations(registry):
 
 
 def test_sgd_as_the_code(registry):
-    from reidcore.api import load_recipe
-    from reidcore.plugins import get_plugins
-
-    _, recipe = load_recipe("arn-duke2market", get_plugins())
+    recipe = resolve_recipe("arn-duke2market")
     t = recipe.train
     assert (t.optimizer, t.lr, t.momentum, t.weight_decay, t.schedule, t.warmup_epochs) == (
         "sgd", 1e-3, 0.9, 5e-4, "constant", 0)
@@ -157,30 +167,28 @@ def test_sgd_as_the_code(registry):
 def test_a_few_steps_learn(registry):
     arn = make_arn(registry)
     batch = make_batch()
-    first = arn.training_step(batch, 0)
+    optim = optimizers(arn)
+    first = train_step(arn, batch, 0, optim)
     for step in range(1, 15):
-        last = arn.training_step(batch, step)
+        last = train_step(arn, batch, step, optim)
     assert last["loss"] < 0.7 * first["loss"]
     assert last["loss/cls"] < first["loss/cls"]
     assert last["loss/rec"] < first["loss/rec"]
 
 
 def test_missing_pretrained_run_is_a_clear_error(registry, tmp_path):
-    from reidcore.api import load_recipe
-    from reidcore.plugins import get_plugins
-
     with pytest.raises(ReidError, match=r"required run 'pretrained' is missing.*reid run"):
         make_arn(registry, method={"pretrained": "pretrained"},
                  requires={"pretrained": {"recipe": "arn-synthetic-pretrain"}},
                  run_dir=tmp_path / "run")
     with pytest.raises(ReidError, match=r"method.pretrained.*neither a \[requires"):
-        load_recipe("arn-synthetic", get_plugins(), ["method.pretrained=teacher"])
+        resolve_recipe("arn-synthetic", ["method.pretrained=teacher"])
 
 
 def test_identity_pose_network_trains_through_the_same_method(registry):
     arn = make_arn(registry, network={"name": "identity_pose_network",
                                       "decoder_channels": [32, 16, 16, 8, 3]})
-    metrics = arn.training_step(make_batch(), 0)
+    metrics = train_step(arn, make_batch())
     assert {"loss/cls", "loss/rec", "loss/dif", "loss/mmd", "loss/ctr"} <= set(metrics)
-    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert all(torch.isfinite(v) for v in metrics.values())
     assert arn.embed(torch.randn(2, 3, 64, 32)).shape == (2, 64)

@@ -130,3 +130,18 @@ def test_bad_options_are_clear():
         ArnNetworkConfig(layers=[1, 1])
     with pytest.raises(ReidError, match="unknown timm model"):
         ArnNetwork(ArnNetworkConfig(model="resnt50"))
+
+
+def test_forward_with_a_target_batch_reaches_every_encoder():
+    torch.manual_seed(0)
+    net = ArnNetwork(ArnNetworkConfig(**TINY, decoder_channels=[32, 16, 16, 8, 3]))
+    x, y = torch.randn(2, 3, 64, 32), torch.randn(2, 3, 64, 32)
+    assert set(net(x)) == {"shared", "private", "reconstruction"}
+    out = net(x, y)
+    assert set(out) == {"shared", "private", "reconstruction", "target_shared",
+                        "target_private", "target_reconstruction"}
+    sum(v.mean() for v in out.values()).backward()
+    assert all(p.grad is not None for p in net.parameters())
+    with torch.no_grad():
+        shared, private = net.encode(y, "target")
+    assert torch.allclose(out["target_private"], net.pool(private))

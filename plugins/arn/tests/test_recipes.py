@@ -6,16 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from reidcore.api import RecipeError, load_recipe
+from reidcore.api import RecipeError
+from reidcore.testing import resolve_recipe
 
 RECIPES = sorted(p.stem for p in (Path(__file__).parents[1] / "reid_plugin_arn" /
                                   "recipes").glob("*.toml"))
-
-
-def plugins():
-    from reidcore.plugins import get_plugins
-
-    return get_plugins()
 
 
 def test_the_recipes_the_readme_lists():
@@ -27,8 +22,8 @@ def test_the_recipes_the_readme_lists():
 
 def test_check_build_every_recipe():
     # `reid check <recipe> --build` for each, in one fresh process (torch imported once)
-    code = ("import sys; from reidcore.cli import main; "
-            "sys.exit(max(main(['check', name, '--build']) for name in sys.argv[1:]))")
+    code = ("import sys; from reidcore.testing import reid_cli; "
+            "sys.exit(max(reid_cli('check', name, '--build') for name in sys.argv[1:]))")
     out = subprocess.run([sys.executable, "-c", code, *RECIPES], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -39,19 +34,30 @@ def test_adaptation_recipes_require_their_pretraining_stage():
     for name in RECIPES:
         if name.endswith("-pretrain"):
             continue
-        _, recipe = load_recipe(name, plugins())
+        recipe = resolve_recipe(name)
         assert recipe.requires["pretrained"].recipe == f"{name}-pretrain"
         assert recipe.method.config.pretrained == "pretrained"
-        _, stage = load_recipe(f"{name}-pretrain", plugins())
+        stage = resolve_recipe(f"{name}-pretrain")
         assert stage.method.config.source_only
         assert stage.generators["network"].config == recipe.generators["network"].config
 
 
 def test_problems_are_reported_with_their_keys():
     with pytest.raises(RecipeError) as info:
-        load_recipe("arn-synthetic", plugins(), ["loader.normalize='imagenet'",
-                                                 "generators.decoder.name='arn_network'"])
+        resolve_recipe("arn-synthetic", ["loader.normalize='imagenet'",
+                                         "generators.decoder.name='arn_network'"])
     text = str(info.value)
     assert "$.loader.normalize" in text and "$.generators.decoder" in text
     with pytest.raises(RecipeError, match=r"\$.data.target"):
-        load_recipe("arn-synthetic", plugins(), ["data.target=[]"])
+        resolve_recipe("arn-synthetic", ["data.target=[]"])
+
+
+def test_what_the_method_declares_is_checked_by_the_core():
+    # [[losses]]: arn sets its loss weights in [method]
+    with pytest.raises(RecipeError, match=r"\$.losses: .*w_cls, w_rec"):
+        resolve_recipe("arn-synthetic", ["losses=[{name='cross_entropy'}]"])
+    # every [train] optimization key is read (one optimizer from [train], its schedule)
+    recipe = resolve_recipe("arn-synthetic", ["train.lr=0.1", "train.schedule='cosine'"])
+    assert (recipe.train.lr, recipe.train.schedule) == (0.1, "cosine")
+    # the pretraining stage reads no target batch: it needs no [[data.target]]
+    assert not resolve_recipe("arn-synthetic-pretrain").data.target
