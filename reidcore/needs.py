@@ -49,6 +49,12 @@ def needs_problems(recipe: Any, registry: Registry) -> list[RecipeProblem]:
             problems.append(RecipeProblem(
                 f"$.train.{key}", f"method '{name}' does not read train.{key} (set to "
                 f"{value!r}): {reason}; remove it"))
+    if ({"optimizer", "momentum"} <= needs.train and recipe.train.optimizer != "sgd"
+            and recipe.train.momentum != defaults["momentum"]):
+        problems.append(RecipeProblem(
+            "$.train.momentum", f"train.momentum = {recipe.train.momentum} applies to "
+            f"optimizer = \"sgd\" only; train.optimizer is \"{recipe.train.optimizer}\" "
+            f"(Adam's moments are fixed at betas 0.9, 0.999): remove it or use sgd"))
     if recipe.losses and not needs.losses:
         reason = needs.losses_note or f"{name} sets its own losses"
         problems.append(RecipeProblem("$.losses", f"method '{name}' takes no [[losses]]: "

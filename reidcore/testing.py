@@ -39,7 +39,8 @@ What is checked, per kind (everything on the CPU, with tiny inputs):
 Helpers: :func:`installed_plugins`, :func:`resolve_recipe`, :func:`run_recipe` (train and
 evaluate a recipe as ``reid run`` does), :func:`reid_cli` (the command line in-process),
 :func:`write_checkpoint`, :func:`fake_batch`, :func:`method_context` /
-:func:`tiny_context` / :func:`build_method` (a method or its context on the CPU).
+:func:`tiny_context` / :func:`build_method` (a method or its context on the CPU),
+:func:`step_optimizers` (the ``optim`` a training step receives).
 """
 
 from __future__ import annotations
@@ -336,16 +337,30 @@ def fake_batch(recipe: Any, num_classes: int, seed: int = 0) -> dict[str, Any]:
     return batch
 
 
-def method_context(spec: ComponentSpec, example: Mapping[str, Any]) -> Any:
+def method_context(spec: ComponentSpec, example: Mapping[str, Any],
+                   run_dir: Path | None = None) -> Any:
     """The CPU :class:`~reidcore.engine.context.MethodContext` a method's ``example()``
-    recipe describes (see the module docstring), resolved with the installed plugins."""
+    recipe describes (see the module docstring), resolved with the installed plugins;
+    ``run_dir`` as inside a run (where ``load_run`` finds requirements, images are
+    written)."""
     from reidcore.engine.context import MethodContext
 
     raw = {key: value for key, value in example.items() if key not in _EXAMPLE_KEYS}
     raw["method"] = {"name": spec.name, **dict(raw.get("method", {}))}
     recipe = resolve_recipe(raw)
     return MethodContext(recipe=recipe, registry=installed_plugins().registry,
-                         num_classes=int(example.get(NUM_CLASSES_KEY, 4)), steps_per_epoch=2)
+                         num_classes=int(example.get(NUM_CLASSES_KEY, 4)), steps_per_epoch=2,
+                         run_dir=None if run_dir is None else Path(run_dir))
+
+
+def step_optimizers(method: Any, context: Any) -> Any:
+    """What the engine hands ``method.training_step`` as ``optim``: a
+    :class:`~reidcore.engine.step.StepOptimizers` over ``method.configure_optimizers()``,
+    with the context's precision and gradient sync."""
+    from reidcore.engine.step import StepOptimizers
+
+    return StepOptimizers(method.configure_optimizers(), context.precision,
+                          sync=context.sync_gradients)
 
 
 def tiny_context(method: str = "baseline", **recipe: Any) -> Any:

@@ -130,3 +130,11 @@ def test_every_optimization_key_is_declared_somewhere_as_read():
     """The core's baseline reads them all (the default MethodNeeds)."""
     baseline = installed_plugins().registry.get("method", "baseline")
     assert set(baseline.needs.train) == set(OPTIMIZATION_KEYS)
+
+
+def test_momentum_with_adam_is_refused_not_ignored():
+    with pytest.raises(RecipeError, match=r"\$\.train\.momentum: train\.momentum = 0\.5 "
+                                          r"applies to optimizer = \"sgd\" only"):
+        resolve_recipe("quickstart", ["train.momentum=0.5"])
+    assert resolve_recipe("quickstart", ["train.momentum=0.5",
+                                         "train.optimizer=sgd"]).train.momentum == 0.5
