@@ -1,11 +1,12 @@
 """The training loop of one process: data, method, checkpoints, logging, evaluation.
 
 The engine owns the loop (device, precision, DDP, checkpoints, logging, evaluation
-schedule, hooks); the method owns its networks, optimizers and step. One epoch::
+schedule, hooks) and the optimizers it builds from the method's groups; the method owns
+its networks and its step. One epoch::
 
     clock.start_epoch(epoch, len(loader))
     for batch in loader:
-        metrics = method.training_step(batch, step)   # backward + optimizer steps inside
+        metrics = method.training_step(batch, step, optim)  # optim.update(...) per update
         precision.update(); clock.advance(); every scheduler.step()
 
 Evaluation runs every ``train.eval_every`` epochs and after the last one, on every test
