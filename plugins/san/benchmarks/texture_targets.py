@@ -89,13 +89,13 @@ def picture(run: Path, path: Path, count: int = 8) -> None:
     """Rows: person image, true texture, SAN-PG pseudo texture, SAN's decoder output."""
     import torch
     from reidcore.api import image_grid, load_run, save_png
-    from reidcore.plugins import get_plugins
+    from reidcore.testing import installed_plugins
 
     from reid_plugin_san.common import pad_to
     from reid_plugin_san.networks import stage_maps
     from reid_plugin_san.textures import TextureFolder, read_images
 
-    registry = get_plugins().registry
+    registry = installed_plugins().registry
     loaded = load_run(run, registry)
     recipe, method = loaded.recipe, loaded.method
     section = recipe.data.source[0]

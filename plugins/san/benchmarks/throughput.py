@@ -17,38 +17,37 @@ import torch
 
 
 def build(precision: str, device: torch.device, classes: int, size: tuple[int, int]):
-    from reidcore.api import Clock, MethodContext, Precision, load_recipe
-    from reidcore.plugins import get_plugins
+    """The method and the ``optim`` its step receives from the engine."""
+    from reidcore.api import MethodContext, Precision
+    from reidcore.testing import installed_plugins, resolve_recipe, step_optimizers
 
-    plugins = get_plugins()
+    registry = installed_plugins().registry
     overrides = ['backbone.pretrained=""', f"loader.height={size[0]}", f"loader.width={size[1]}",
                  f"loader.texture_height={size[0]}", f"loader.texture_width={2 * size[1]}",
                  "method.textures=dataset", "loader.textures=true"]
-    recipe = load_recipe("san-cuhk03", plugins, overrides=overrides)[1]
-    context = MethodContext(recipe=recipe, registry=plugins.registry, num_classes=classes,
+    recipe = resolve_recipe("san-cuhk03", overrides)
+    context = MethodContext(recipe=recipe, registry=registry, num_classes=classes,
                             device=device, precision=Precision.create(device, precision),
-                            clock=Clock(length=1000))
-    method = plugins.registry.get("method", "san").create(recipe.method.config,
-                                                           context=context)
+                            steps_per_epoch=1000)
+    method = registry.get("method", "san").create(recipe.method.config, context=context)
     for module in method.modules().values():
         module.to(device).train()
     context.clock.start_epoch(recipe.method.config.warmup_epochs, 1000)  # the main phase
-    method.configure_optimizers()
-    return method
+    return method, step_optimizers(method, context)
 
 
-def measure(method, batch: dict, steps: int, warmup: int, device: torch.device) -> float:
+def measure(method, optim, batch: dict, steps: int, warmup: int, device: torch.device) -> float:
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
     for step in range(warmup):
-        method.training_step(batch, step)
+        method.training_step(batch, step, optim)
         method.context.precision.update()
     sync()
     started = time.perf_counter()
     for step in range(steps):
-        method.training_step(batch, step)
+        method.training_step(batch, step, optim)
         method.context.precision.update()
     sync()
     return steps * batch["images"].shape[0] / (time.perf_counter() - started)
@@ -72,8 +71,8 @@ def main() -> None:
              "textures": torch.rand(args.batch, 3, height, 2 * width, generator=generator) * 2 - 1}
     for precision in args.precisions:
         torch.manual_seed(0)
-        method = build(precision, device, classes, (height, width))
-        rate = measure(method, batch, args.steps, args.warmup, device)
+        method, optim = build(precision, device, classes, (height, width))
+        rate = measure(method, optim, batch, args.steps, args.warmup, device)
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         print(f"{precision:5s} {args.size} batch {args.batch}: {rate:8.1f} images/s ({name})",
               flush=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-from reidcore.api import Clock, ClockLR, MethodContext, ReidError
+from reidcore.api import ClockLR, MethodContext, ReidError
 from torch import nn
 
 from reid_plugin_san.networks import SADecoder, stage_channels
@@ -26,19 +26,13 @@ def check_pairing(decoder: nn.Module, trunk: nn.Module) -> SADecoder:
     return decoder  # type: ignore[return-value]
 
 
-def epoch_multistep(optimizer: torch.optim.Optimizer, milestones: Sequence[int], gamma: float,
-                    clock: Clock, start: int = 0) -> ClockLR:
+def epoch_multistep(context: MethodContext, optimizer: torch.optim.Optimizer,
+                    milestones: Sequence[int], gamma: float, start: int = 0) -> ClockLR:
     """LR x gamma per milestone reached, epochs counted from ``start``; stateless (read from
     the engine's clock) so a resumed run gets the same LRs."""
     steps = list(milestones)
-    return ClockLR(optimizer, lambda now: gamma ** sum(1 for m in steps if now.epoch - start >= m),
-                   clock)
-
-
-def ensure_clock(context: MethodContext) -> Clock:
-    if getattr(context, "clock", None) is None:
-        context.clock = Clock(length=getattr(context, "steps_per_epoch", 1))
-    return context.clock
+    return context.schedule(
+        optimizer, lambda now: gamma ** sum(1 for m in steps if now.epoch - start >= m))
 
 
 def to_tanh_range(images: torch.Tensor, normalize: str) -> torch.Tensor:
@@ -70,8 +64,7 @@ def maybe_log_images(context: MethodContext, every: int, step: int,
                      rows: Mapping[str, torch.Tensor]) -> None:
     """At the end of every ``every``-th epoch and of the last one, a grid of rows
     (``images/textures`` in TensorBoard, ``<run>/images/textures/step-XXXXXXX.png``)."""
-    clock = context.clock
-    if clock is not None and clock.ends_epoch(every, context.recipe.train.epochs):
+    if context.clock.ends_epoch(every, context.recipe.train.epochs):
         # the largest picture (the texture) sets the canvas; person images are padded
         size = max((batch.shape[-2:] for batch in rows.values()), key=lambda s: s[0] * s[1])
         context.log_images("textures", {name: pad_to(batch.detach(), size, -1.0)

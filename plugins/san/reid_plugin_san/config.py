@@ -105,7 +105,8 @@ class SanConfig:
     step, skipping those already written, then reads them as ``folder``.
     ``decoder = false``: SAN without SA-Dec (the re-ID baseline, no texture needed).
 
-    Optimisation (``[train]``'s optimiser options are not used; ``epochs`` =
+    Optimisation (the method's own: a recipe setting ``[train]``'s optimizer, lr,
+    weight_decay, schedule, ... is refused by ``reid check``; ``epochs`` =
     ``warmup_epochs`` + the main epochs): ``warmup_epochs`` with plain Adam at
     ``warmup_lr * warmup_growth ** epoch``, then Adam(amsgrad) at ``lr`` x ``gamma`` per
     ``milestones`` (counted from the end of the warm-up), fresh state; both with
@@ -147,7 +148,8 @@ class SanPGConfig:
     texture pairs (PIT, or any dataset whose records carry ``extras["texture"]``;
     ``loader.textures = true``). The official repository gives no SAN-PG training
     settings: Adam(``lr``, betas (``beta1``, ``beta2``)), x ``gamma`` at ``milestones``
-    (epochs), are this plugin's choice. ``embed`` gives the pooled layer-4 map."""
+    (epochs), are this plugin's choice (``[train]``'s optimizer and schedule keys are
+    refused). ``embed`` gives the pooled layer-4 map."""
 
     lr: float = attrs.field(default=1e-4, validator=_positive)
     beta1: float = attrs.field(default=0.5, validator=_fraction)

@@ -11,6 +11,11 @@ One training step (the official ``main.py``'s two updates, made valid in current
    gradients; then the encoder-side Adam (lr 1e-5, betas (0.5, 0.999)) steps the trunk and
    the decoder Adam (same settings) steps SA-Dec with the decoder-side gradients.
 
+Step 2 and 3 are the step optimizers' two halves: ``optim.backward(main, L_reID,
+retain_graph=True)`` and ``optim.backward(("encoder_texture", "decoder"), L_dec)`` keep the
+two gradients aside, ``optim.step(main)`` and ``optim.step("encoder_texture", "decoder")``
+put each in place and step (precision, DDP averaging and clipping are the engine's).
+
 The official code instead steps after ``loss.backward(retain_graph=True)`` and then
 back-propagates the decoder loss through a graph whose weights were changed in place, which
 current PyTorch rejects; computing both gradients before any step is the faithful
@@ -27,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from reidcore.api import ClockLR, Kind, MethodContext, Optimization, ReidError
+from reidcore.api import Kind, MethodContext, Optimization, ReidError, StepOptimizers
 from torch import nn
 
 from reid_plugin_san.common import (
     check_pairing,
-    ensure_clock,
     epoch_multistep,
     maybe_log_images,
     to_tanh_range,
@@ -56,7 +60,7 @@ class San:
                                  config.embedding_dim)
         self.decoder = None
         if config.decoder:
-            self.decoder = check_pairing(context.build_generator("decoder", "sa_decoder"),
+            self.decoder = check_pairing(context.build_generator("decoder"),
                                          self.encoder.trunk)
             self.rec = context.build_loss("texture_l1")
             self.tr = context.build_loss("texture_triplet", instances=loader.instances,
@@ -65,7 +69,6 @@ class San:
                                                 default=DEFAULT_REID_LOSSES)
         self.texture_size = (loader.texture_height, loader.texture_width)
         self._textures: TextureFolder | None = None
-        self._optimization: Optimization | None = None
 
     # -- the Method contract -----------------------------------------------------------------
 
@@ -82,39 +85,35 @@ class San:
         return self.encoder
 
     def configure_optimizers(self) -> Optimization:
-        c = self.config
-        clock = ensure_clock(self.context)
-        encoder = [p for p in self.encoder.parameters() if p.requires_grad]
+        c, context = self.config, self.context
+        groups: dict[str, Any] = {"encoder": list(self.encoder.parameters())}
         extra = [p for p in self.reid_losses.parameters() if p.requires_grad]
-        groups = [{"params": encoder, "name": "encoder"}]
         if extra:
-            groups.append({"params": extra, "name": "losses"})
+            groups["losses"] = extra
 
-        def adam(lr: float, amsgrad: bool) -> torch.optim.Adam:
-            return torch.optim.Adam([dict(g) for g in groups], lr=lr, betas=(c.beta1, c.beta2),
-                                    weight_decay=c.weight_decay, amsgrad=amsgrad)
+        def adam(lr: float, amsgrad: bool) -> torch.optim.Optimizer:
+            return context.make_optimizer(groups, kind="adam", lr=lr, betas=(c.beta1, c.beta2),
+                                          weight_decay=c.weight_decay, amsgrad=amsgrad)
 
         warmup_epochs = c.warmup_epochs
         last = max(warmup_epochs - 1, 0)
         optimizers = {"main": adam(c.lr, c.amsgrad)}
         schedulers: dict[str, Any] = {
-            "main": epoch_multistep(optimizers["main"], c.milestones, c.gamma, clock,
+            "main": epoch_multistep(context, optimizers["main"], c.milestones, c.gamma,
                                     start=warmup_epochs)}
         if warmup_epochs:
             optimizers["warmup"] = adam(c.warmup_lr, False)
-            schedulers["warmup"] = ClockLR(
+            schedulers["warmup"] = context.schedule(
                 optimizers["warmup"],
-                lambda now: c.warmup_growth ** min(max(now.epoch, 0), last), clock)
+                lambda now: c.warmup_growth ** min(max(now.epoch, 0), last))
         if self.decoder is not None:
-            betas = (c.decoder_beta1, c.decoder_beta2)
-            trunk = [p for p in self.encoder.trunk_parameters() if p.requires_grad]
-            optimizers["encoder_texture"] = torch.optim.Adam(
-                [{"params": trunk, "name": "trunk"}], lr=c.decoder_lr, betas=betas)
-            optimizers["decoder"] = torch.optim.Adam(
-                [{"params": list(self.decoder.parameters()), "name": "decoder"}],
-                lr=c.decoder_lr, betas=betas)
-        self._optimization = Optimization(optimizers, schedulers)
-        return self._optimization
+            options = {"kind": "adam", "lr": c.decoder_lr,
+                       "betas": (c.decoder_beta1, c.decoder_beta2), "weight_decay": 0.0}
+            optimizers["encoder_texture"] = context.make_optimizer(
+                {"trunk": list(self.encoder.trunk_parameters())}, **options)
+            optimizers["decoder"] = context.make_optimizer(
+                {"decoder": list(self.decoder.parameters())}, **options)
+        return Optimization(optimizers, schedulers)
 
     def forward_losses(self, batch: Mapping[str, Any]
                        ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
@@ -141,67 +140,31 @@ class San:
                                        "target": target, "decoded": decoded["texture"]}})
         return reid_total, dec_total, info
 
-    def gradients(self, reid_total: torch.Tensor, dec_total: torch.Tensor | None
-                  ) -> tuple[dict[nn.Parameter, torch.Tensor | None],
-                             dict[nn.Parameter, torch.Tensor | None]]:
-        """The two gradients of one forward, before any step: L_reID w.r.t. SA-Enc (and
-        any loss parameters); L_dec w.r.t. the trunk and SA-Dec (fc, classifier frozen)."""
-        scaler = self.context.precision.scaler
-        scale = scaler.scale if scaler is not None else (lambda loss: loss)
-        reid_params = [p for p in (*self.encoder.parameters(), *self.reid_losses.parameters())
-                       if p.requires_grad]
-        grads = torch.autograd.grad(scale(reid_total), reid_params,
-                                    retain_graph=dec_total is not None, allow_unused=True)
-        reid = dict(zip(reid_params, grads, strict=True))
-        texture: dict[nn.Parameter, torch.Tensor | None] = {}
-        if dec_total is not None and self.decoder is not None:
-            dec_params = [p for p in (*self.encoder.trunk_parameters(),
-                                      *self.decoder.parameters()) if p.requires_grad]
-            grads = torch.autograd.grad(scale(dec_total), dec_params, allow_unused=True)
-            texture = dict(zip(dec_params, grads, strict=True))
-        return reid, texture
-
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
-        if self._optimization is None:
-            self.configure_optimizers()
-        assert self._optimization is not None
-        opt = self._optimization.optimizers
-        context, precision = self.context, self.context.precision
-        epoch = ensure_clock(context).epoch
+    def training_step(self, batch: Mapping[str, Any], step: int,
+                      optim: StepOptimizers) -> dict[str, torch.Tensor]:
+        context = self.context
         self.encoder.train()
         if self.decoder is not None:
             self.decoder.train()
         reid_total, dec_total, info = self.forward_losses(batch)
-        reid, texture = self.gradients(reid_total, dec_total)
-
-        # (1) re-ID update of SA-Enc: the warm-up Adam, then the main amsgrad Adam
-        main = opt["warmup"] if epoch < self.config.warmup_epochs else opt["main"]
-        self._set_grads(reid)
-        context.sync_gradients(self.encoder, self.reid_losses)
-        precision.step(main)
-        # (2) decoder-side update: trunk (fc, classifier frozen) and SA-Dec, constant LR
-        if texture:
-            self._set_grads(texture)
-            context.sync_gradients(self.encoder.backbone, self.decoder)
-            precision.step(opt["encoder_texture"])
-            precision.step(opt["decoder"])
-        self._set_grads({})
+        # both gradients at the forward's weights, before any step: L_reID w.r.t. SA-Enc
+        # (the warm-up Adam's or the main amsgrad Adam's parameters), L_dec w.r.t. the trunk
+        # (fc, classifier frozen) and SA-Dec
+        main = "warmup" if context.clock.epoch < self.config.warmup_epochs else "main"
+        optim.backward(main, reid_total, retain_graph=dec_total is not None)
+        if dec_total is not None:
+            optim.backward(("encoder_texture", "decoder"), dec_total)
+        # (1) the re-ID update of SA-Enc; (2) the decoder-side update, constant LR
+        optim.step(main)
+        if dec_total is not None:
+            optim.step("encoder_texture", "decoder")
 
         rows = info.pop("_rows", None)
         if rows is not None:
             maybe_log_images(context, self.config.log_images_every, step, rows)
         info["loss/reid"] = reid_total
-        info["loss"] = reid_total + (dec_total if dec_total is not None else 0.0)
-        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-                for k, v in info.items()}
-
-    def _set_grads(self, grads: Mapping[nn.Parameter, torch.Tensor | None]) -> None:
-        """Every parameter's ``.grad`` = its entry in ``grads`` (None elsewhere)."""
-        for module in self.modules().values():
-            for param in module.parameters():
-                param.grad = None
-        for param, grad in grads.items():
-            param.grad = grad
+        info["loss"] = reid_total + dec_total if dec_total is not None else reid_total
+        return {key: value.detach() for key, value in info.items()}
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -280,13 +243,12 @@ class San:
             logger.print(message)
 
 
-def build(config: SanConfig, *, context: MethodContext) -> San:
-    return San(config, context)
-
-
 def recipe_example() -> dict[str, Any]:
-    """The contract check's recipe: ResNet-18 encoder, small decoder, true textures."""
+    """The contract check's recipe: ResNet-18 encoder, small decoder, true textures; the
+    checked step is in the warm-up (the default 20 epochs), so ``main`` does not step."""
     return {
+        "reid:no_gradient": {"main": "the warm-up Adam steps SA-Enc in the first "
+                                     "warmup_epochs epochs; the main amsgrad Adam after"},
         "method": {"embedding_dim": 32},
         "backbone": {"name": "timm", "model": "resnet18", "last_stride": 1},
         "generators": {"decoder": {"name": "sa_decoder", "encoder_channels": [64, 128, 256, 512],

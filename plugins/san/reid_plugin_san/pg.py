@@ -13,12 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from reidcore.api import MethodContext, Optimization
+from reidcore.api import MethodContext, Optimization, StepOptimizers
 from torch import nn
 
 from reid_plugin_san.common import (
     check_pairing,
-    ensure_clock,
     epoch_multistep,
     maybe_log_images,
     to_tanh_range,
@@ -35,61 +34,48 @@ class SanPG:
         self.context = context
         self.backbone = context.build_backbone(default="timm")
         self.trunk = resnet_trunk(self.backbone)
-        self.decoder = check_pairing(context.build_generator("decoder", "sa_decoder"),
-                                     self.trunk)
+        self.decoder = check_pairing(context.build_generator("decoder"), self.trunk)
         self.rec = context.build_loss("texture_l1")
         loader = context.recipe.loader
         self.texture_size = (loader.texture_height, loader.texture_width)
-        self._optimization: Optimization | None = None
 
     def modules(self) -> Mapping[str, nn.Module]:
         return {"backbone": self.backbone, "decoder": self.decoder}
 
     def configure_optimizers(self) -> Optimization:
-        c = self.config
-        params = [p for m in (self.backbone, self.decoder) for p in m.parameters()
-                  if p.requires_grad]
-        optimizer = torch.optim.Adam([{"params": params, "name": "san_pg"}], lr=c.lr,
-                                     betas=(c.beta1, c.beta2), weight_decay=c.weight_decay)
-        scheduler = epoch_multistep(optimizer, c.milestones, c.gamma, ensure_clock(self.context))
-        self._optimization = Optimization({"san_pg": optimizer}, {"san_pg": scheduler})
-        return self._optimization
+        c, context = self.config, self.context
+        params = [p for m in (self.backbone, self.decoder) for p in m.parameters()]
+        optimizer = context.make_optimizer({"san_pg": params}, kind="adam", lr=c.lr,
+                                           betas=(c.beta1, c.beta2),
+                                           weight_decay=c.weight_decay)
+        scheduler = epoch_multistep(context, optimizer, c.milestones, c.gamma)
+        return Optimization({"san_pg": optimizer}, {"san_pg": scheduler})
 
     def decode(self, images: torch.Tensor, size: Sequence[int] | None = None) -> torch.Tensor:
         """Textures in [-1, 1] of normalised images (the recipe's loader normalisation)."""
         return self.decoder(*stage_maps(self.trunk, images),
                             size=size or self.texture_size)["texture"]
 
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
-        if self._optimization is None:
-            self.configure_optimizers()
-        assert self._optimization is not None
-        optimizer = self._optimization.optimizers["san_pg"]
-        context, precision = self.context, self.context.precision
+    def training_step(self, batch: Mapping[str, Any], step: int,
+                      optim: StepOptimizers) -> dict[str, torch.Tensor]:
+        context = self.context
         self.backbone.train()
         self.decoder.train()
         images, textures = context.inputs(batch, "images", "textures")
-        with precision.autocast():
+        with context.precision.autocast():
             decoded = self.decode(images)
             loss = self.rec({"texture": decoded}, {"textures": textures})
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss)
-        context.sync_gradients(self.backbone, self.decoder)
-        precision.step(optimizer)
+        optim.update("san_pg", loss)
         maybe_log_images(context, self.config.log_images_every, step,
                          {"image": to_tanh_range(images, context.recipe.loader.normalize),
                           "target": textures, "decoded": decoded.detach()})
-        return {"loss": float(loss.detach()), "loss/rec": float(loss.detach())}
+        return {"loss": loss.detach(), "loss/rec": loss.detach()}
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """The pooled layer-4 map (SAN-PG is not a re-ID model; this makes its runs
         evaluable like any other)."""
         return stage_maps(self.trunk, images)[-1].mean(dim=(2, 3))
-
-
-def build(config: SanPGConfig, *, context: MethodContext) -> SanPG:
-    return SanPG(config, context)
 
 
 def recipe_example() -> dict[str, Any]:

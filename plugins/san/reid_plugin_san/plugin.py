@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from reidcore.api import ComponentSpec, RecipeProblem, hookimpl
+from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, hookimpl
 
 from reid_plugin_san.config import (
     SADecoderConfig,
@@ -16,7 +15,33 @@ from reid_plugin_san.config import (
     TextureTripletConfig,
 )
 
+REID_API_VERSION = 2
+
 _PKG = "reid_plugin_san"
+
+SAN_NEEDS = MethodNeeds(
+    # four Adams with SAN's own settings and schedules (the paper's warm-up, then x gamma
+    # per milestone counted from its end): no [train] optimization key is read
+    train=(),
+    train_note="san sets its own optimizers and LR schedule: use method.lr / weight_decay "
+               "/ beta1 / beta2 / amsgrad / milestones / gamma / warmup_epochs / warmup_lr "
+               "/ warmup_growth (SA-Enc) and method.decoder_lr / decoder_beta1 / "
+               "decoder_beta2 (the decoder-side update)",
+    roles={"decoder": "sa_decoder"},
+    # [[losses]] are the re-ID losses (default CE_ls + triplet). batch["textures"] is read
+    # only with textures = "dataset" (the other sources are read from disk), which
+    # MethodNeeds cannot say: reid_validate_recipe checks it
+)
+
+SAN_PG_NEEDS = MethodNeeds(
+    train=(),
+    train_note="san_pg sets its own optimizer and LR schedule: use method.lr / beta1 / "
+               "beta2 / weight_decay / milestones / gamma",
+    roles={"decoder": "sa_decoder"},
+    losses=False,
+    losses_note="san_pg trains with L_Rec only",
+    batch=("textures",),
+)
 
 
 @hookimpl
@@ -49,11 +74,13 @@ def reid_losses() -> list[ComponentSpec]:
 def reid_methods() -> list[ComponentSpec]:
     return [
         ComponentSpec(name="san", kind="method", config=SanConfig,
-                      build=f"{_PKG}.method:build", example=f"{_PKG}.method:recipe_example",
+                      build=f"{_PKG}.method:San", example=f"{_PKG}.method:recipe_example",
+                      needs=SAN_NEEDS,
                       summary="SAN: SA-Enc re-ID (CE_ls + triplet on the 512-d fc feature) "
                               "with SA-Dec texture regression (L_Rec + L_TR), two updates"),
         ComponentSpec(name="san_pg", kind="method", config=SanPGConfig,
-                      build=f"{_PKG}.pg:build", example=f"{_PKG}.pg:recipe_example",
+                      build=f"{_PKG}.pg:SanPG", example=f"{_PKG}.pg:recipe_example",
+                      needs=SAN_PG_NEEDS,
                       summary="SAN-PG: SA-Enc trunk + SA-Dec trained by L_Rec on image / "
                               "texture pairs (PIT, synthetic), the pseudo-texture generator"),
     ]
@@ -99,26 +126,14 @@ def _texture_problems(recipe: Any) -> list[RecipeProblem]:
 
 @hookimpl
 def reid_validate_recipe(recipe: Any, registry: Any) -> list[RecipeProblem]:
-    """san / san_pg recipes: a ResNet-style backbone with last stride 1, a decoder role
-    only, and texture targets where the decoder needs them."""
+    """san / san_pg recipes (beyond what the core checks from their MethodNeeds): a
+    ResNet-style backbone with last stride 1, and for san texture targets where the decoder
+    needs them and batches L_TR can pair."""
     name = recipe.method.name
     if name not in ("san", "san_pg"):
         return []
     problems = _backbone_problems(recipe, name)
-    for role in recipe.generators:
-        if role != "decoder":
-            problems.append(RecipeProblem(f"$.generators.{role}", f"{name} uses the role "
-                                          f"'decoder' only; got '{role}'"))
-    if name == "san_pg":
-        if not recipe.loader.textures:
-            problems.append(RecipeProblem("$.loader.textures", "san_pg learns from image / "
-                                          "texture pairs: set loader.textures = true (pit, "
-                                          "synthetic)"))
-        if recipe.losses:
-            problems.append(RecipeProblem("$.losses", "san_pg trains with L_Rec only; "
-                                          "remove [[losses]]"))
-        return problems
-    if recipe.method.config.decoder:
+    if name == "san" and recipe.method.config.decoder:
         problems += _texture_problems(recipe)
     return problems
 
@@ -129,7 +144,3 @@ def reid_add_commands(subparsers: Any) -> None:
 
     add_commands(subparsers)
 
-
-@hookimpl
-def reid_recipe_dirs() -> list[Path]:
-    return [Path(str(files(_PKG) / "recipes"))]

@@ -17,9 +17,9 @@ TINY_DECODER = {"name": "sa_decoder", "encoder_channels": TINY_CHANNELS,
 
 @pytest.fixture(scope="session")
 def registry():
-    from reidcore.plugins import get_plugins
+    from reidcore.testing import installed_plugins
 
-    return get_plugins().registry
+    return installed_plugins().registry
 
 
 def tiny_resnet():
@@ -35,7 +35,7 @@ def tiny_resnet():
 
 def make_context(registry, raw, num_classes=3, steps_per_epoch=2, tiny=True):
     """A CPU MethodContext for the recipe ``raw`` (TOML-like; ``method.name`` required)."""
-    from reidcore.api import Clock, MethodContext
+    from reidcore.api import MethodContext
     from reidcore.testing import method_context
 
     name = raw["method"]["name"]
@@ -47,7 +47,7 @@ def make_context(registry, raw, num_classes=3, steps_per_epoch=2, tiny=True):
             return tiny_resnet() if tiny else super().build_backbone(default)
 
     return Context(recipe=recipe, registry=registry, num_classes=num_classes,
-                   steps_per_epoch=steps_per_epoch, clock=Clock(length=steps_per_epoch))
+                   steps_per_epoch=steps_per_epoch)
 
 
 def tiny_recipe(method=None, loader=None, name="san"):
@@ -64,6 +64,15 @@ def make_san(registry, method=None, loader=None, num_classes=3, name="san"):
     context = make_context(registry, tiny_recipe(method, loader, name), num_classes)
     torch.manual_seed(0)
     return registry.get("method", name).create(context.recipe.method.config, context=context)
+
+
+def train_step(method, batch, step=0, optim=None):
+    """One ``training_step`` with the ``optim`` the engine would hand it (built from
+    ``method.configure_optimizers()`` when not given); returns (metrics, optim)."""
+    from reidcore.testing import step_optimizers
+
+    optim = optim if optim is not None else step_optimizers(method, method.context)
+    return method.training_step(batch, step, optim), optim
 
 
 def make_batch(batch_size=8, instances=4, texture=32, seed=1):

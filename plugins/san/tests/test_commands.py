@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from reidcore.api import load_recipe
-from reidcore.cli import main
-from reidcore.engine import checkpoint as ckpt
-from reidcore.plugins import get_plugins
+from reidcore.testing import installed_plugins, reid_cli, resolve_recipe, write_checkpoint
 
 RECIPES = Path(__file__).resolve().parents[1] / "reid_plugin_san" / "recipes"
 SYNTH = ["--dataset", "synthetic", "--option", "size=64x32", "--option", "ids=6",
@@ -25,14 +22,12 @@ def save_run(run, seed=0):
     (run / "checkpoints").mkdir(parents=True)
     shutil.copy(RECIPES / "san-pg-synthetic.toml", run / "recipe.toml")
     (run / "manifest.json").write_text(json.dumps({"num_classes": 40}))
-    plugins = get_plugins()
-    recipe = load_recipe(RECIPES / "san-pg-synthetic.toml", plugins)[1]
+    registry = installed_plugins().registry
+    recipe = resolve_recipe(RECIPES / "san-pg-synthetic.toml")
     torch.manual_seed(seed)
-    method = plugins.registry.get("method", "san_pg").create(
-        recipe.method.config, context=_context(recipe, plugins.registry))
-    ckpt.save(run / "checkpoints" / "epoch-0001.pt",
-              {"format": ckpt.FORMAT, "epoch": 1,
-               "modules": {k: m.state_dict() for k, m in method.modules().items()}})
+    method = registry.get("method", "san_pg").create(recipe.method.config,
+                                                     context=_context(recipe, registry))
+    write_checkpoint(run / "checkpoints" / "epoch-0001.pt", method.modules(), epoch=1)
     return run
 
 
@@ -53,7 +48,7 @@ def pngs(folder):
 
 def test_synthetic_textures_resumable_with_manifest(pg_run, tmp_path, capsys):
     out = tmp_path / "tex"
-    assert main(["san-textures", str(pg_run), *SYNTH, "--out", str(out)]) == 0
+    assert reid_cli("san-textures", str(pg_run), *SYNTH, "--out", str(out)) == 0
     first = capsys.readouterr().out
     written = pngs(out)
     assert f"{len(written)} texture(s) written, 0 already there" in first
@@ -67,18 +62,18 @@ def test_synthetic_textures_resumable_with_manifest(pg_run, tmp_path, capsys):
         assert image.size == (64, 64)  # the decoder's own size, no 64x64 -> 256 round trip
     # resumable: nothing again; a lost texture is the only one written again
     (out / written[3]).unlink()
-    assert main(["san-textures", str(pg_run), *SYNTH, "--out", str(out)]) == 0
+    assert reid_cli("san-textures", str(pg_run), *SYNTH, "--out", str(out)) == 0
     assert "1 texture(s) written, " in capsys.readouterr().out
     # another SAN-PG checkpoint never writes into this folder
     other = save_run(tmp_path / "other", seed=1)
-    assert main(["san-textures", str(other), *SYNTH, "--out", str(out)]) != 0
+    assert reid_cli("san-textures", str(other), *SYNTH, "--out", str(out)) != 0
     assert re.search("san_pg_run.*differ.*never mixed", capsys.readouterr().err)
 
 
 def test_market_shaped_folder(pg_run, tmp_path, capsys):
     from reidcore.api import Kind
 
-    registry = get_plugins().registry
+    registry = installed_plugins().registry
     spec = registry.get(Kind.DATASET, "synthetic")
     source = spec.create(spec.config(size="64x32", ids=6, test_ids=2)).load().train
     market = tmp_path / "data" / "Market-1501-v15.09.15"
@@ -89,8 +84,8 @@ def test_market_shaped_folder(pg_run, tmp_path, capsys):
     shutil.copy(source[0].path, market / "query" / Path(source[0].path).name)
     shutil.copy(source[1].path, market / "bounding_box_test" / Path(source[1].path).name)
     out = tmp_path / "tex"
-    assert main(["san-textures", str(pg_run), "--dataset", "market1501", "--root",
-                 str(tmp_path / "data"), "--out", str(out), "--batch-size", "2"]) == 0
+    assert reid_cli("san-textures", str(pg_run), "--dataset", "market1501", "--root",
+                    tmp_path / "data", "--out", out, "--batch-size", "2") == 0
     assert "5 texture(s) written" in capsys.readouterr().out
     assert pngs(out) == sorted(Path(r.path).with_suffix(".png").name for r in source[:5])
     # the san method finds them by image path
@@ -108,10 +103,10 @@ def test_market_shaped_folder(pg_run, tmp_path, capsys):
 ])
 def test_bad_arguments(pg_run, tmp_path, capsys, args, message):
     args = [str(tmp_path / "out") if a == "X" else a for a in args]
-    assert main(["san-textures", str(pg_run), *args]) != 0
+    assert reid_cli("san-textures", str(pg_run), *args) != 0
     assert re.search(message, capsys.readouterr().err)
 
 
 def test_not_a_san_pg_run(tmp_path, capsys):
-    assert main(["san-textures", str(tmp_path / "nope"), *SYNTH, "--out", str(tmp_path)]) != 0
+    assert reid_cli("san-textures", tmp_path / "nope", *SYNTH, "--out", tmp_path) != 0
     assert "no run directory or checkpoint" in capsys.readouterr().err

@@ -4,8 +4,9 @@ inference without SA-Dec, and the texture targets."""
 
 import pytest
 import torch
-from conftest import make_batch, make_san
+from conftest import make_batch, make_san, train_step
 from reidcore.api import ReidError
+from reidcore.testing import step_optimizers
 
 
 def named(method):
@@ -31,11 +32,25 @@ def test_which_losses_reach_which_parameters(registry):
     for name in ("loss/rec", "loss/tr"):
         assert reached(info[name], groups["trunk"]) and reached(info[name], groups["decoder"])
         assert not reached(info[name], groups["head"])
-    # what the method hands to its optimizers
-    reid, texture = method.gradients(reid_total, dec_total)
+    # what the method's two backward halves differentiate: the warm-up / main optimizer's
+    # parameters (L_reID) and encoder_texture's + decoder's (L_dec)
+    optim = step_optimizers(method, method.context)
     ids = {name: {id(p) for p in ps} for name, ps in groups.items()}
-    assert {id(p) for p in reid} == ids["trunk"] | ids["head"]
-    assert {id(p) for p in texture} == ids["trunk"] | ids["decoder"]
+    assert {id(p) for p in optim.parameters("warmup")} == ids["trunk"] | ids["head"]
+    assert {id(p) for p in optim.parameters("encoder_texture")
+            + optim.parameters("decoder")} == ids["trunk"] | ids["decoder"]
+
+
+def gradients(method, batch):
+    """The two gradients of one forward, before any step, as the step takes them: L_reID
+    w.r.t. SA-Enc; L_dec w.r.t. the trunk and SA-Dec."""
+    reid_total, dec_total, _ = method.forward_losses(batch)
+    reid_params = list(method.encoder.parameters())
+    dec_params = [*method.encoder.trunk_parameters(), *method.decoder.parameters()]
+    reid = torch.autograd.grad(reid_total, reid_params, retain_graph=True, allow_unused=True)
+    texture = torch.autograd.grad(dec_total, dec_params, allow_unused=True)
+    return dict(zip(reid_params, reid, strict=True)), dict(zip(dec_params, texture,
+                                                               strict=True))
 
 
 def test_optimizer_parameter_sets(registry):
@@ -61,10 +76,10 @@ def test_one_step_applies_both_updates(registry):
     batch = make_batch()
     before = {id(p): p.detach().clone() for m in method.modules().values()
               for p in m.parameters()}
-    reid, texture = method.gradients(*method.forward_losses(batch)[:2])
+    reid, texture = gradients(method, batch)
     wd = method.config.weight_decay
     method2 = make_san(registry, {"warmup_epochs": 0, "lr": 1e-3, "decoder_lr": 1e-4})
-    method2.training_step(batch, 0)  # the same initial weights (seeded), one real step
+    train_step(method2, batch)  # the same initial weights (seeded), one real step
     params = {id(p): p for p in method.encoder.parameters()} | {
         id(p): p for p in method.decoder.parameters()}
     twins = dict(zip([id(p) for p in (*method.encoder.parameters(),
@@ -96,18 +111,45 @@ def test_one_step_applies_both_updates(registry):
     assert up.abs().max().item() == pytest.approx(1e-4, rel=1e-3)
 
 
+@pytest.mark.parametrize("warmup_epochs", [0, 1])
+def test_step_is_both_gradients_then_the_steps_bit_for_bit(registry, warmup_epochs):
+    """The step through ``optim``'s halves equals, bit for bit, the two gradients taken at
+    the forward's weights by two autograd calls, then the re-ID optimizer's step (warm-up
+    or main), then encoder_texture's and decoder's steps."""
+    options = {"warmup_epochs": warmup_epochs}
+    batch = make_batch()
+    method, reference = make_san(registry, options), make_san(registry, options)
+    train_step(method, batch)
+    opt = reference.configure_optimizers().optimizers
+    reid, texture = gradients(reference, batch)
+    main = "warmup" if warmup_epochs else "main"
+    for name, grads in ((main, reid), ("encoder_texture", texture), ("decoder", texture)):
+        params = [p for group in opt[name].param_groups for p in group["params"]]
+        for param in params:
+            param.grad = grads.get(param)
+        opt[name].step()
+        for param in params:
+            param.grad = None
+    pairs = [(a, b) for name in ("encoder", "decoder")
+             for a, b in zip(method.modules()[name].state_dict().values(),
+                             reference.modules()[name].state_dict().values(), strict=True)]
+    assert pairs and all(torch.equal(a, b) for a, b in pairs)
+
+
 def test_warmup_then_main_optimizer(registry):
     method = make_san(registry, {"warmup_epochs": 1})
-    opt = method.configure_optimizers().optimizers
     clock = method.context.clock
     clock.start_epoch(0, 2)
-    method.training_step(make_batch(), 0)
+    _, optim = train_step(method, make_batch())
+    opt = optim.optimizers
     assert opt["warmup"].state and not opt["main"].state
     clock.start_epoch(1, 2)
-    metrics = method.training_step(make_batch(seed=2), 1)
+    metrics, _ = train_step(method, make_batch(seed=2), 1, optim)
     assert opt["main"].state  # fresh amsgrad state from the end of the warm-up
-    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in metrics.values())
     assert {"loss/cross_entropy", "loss/triplet", "loss/rec", "loss/tr"} <= set(metrics)
+    # every gradient the halves kept aside went into a step and was cleared after it
+    assert all(p.grad is None for m in method.modules().values() for p in m.parameters())
 
 
 def test_without_decoder(registry):
@@ -115,8 +157,8 @@ def test_without_decoder(registry):
     assert set(method.modules()) == {"encoder"}
     opt = method.configure_optimizers().optimizers
     assert set(opt) == {"main", "warmup"}
-    metrics = method.training_step({k: v for k, v in make_batch().items() if k != "textures"},
-                                   0)
+    metrics, _ = train_step(method, {k: v for k, v in make_batch().items()
+                                     if k != "textures"})
     assert "loss/rec" not in metrics and metrics["loss"] > 0
 
 
@@ -142,7 +184,7 @@ def test_dataset_textures_need_the_loader_option(registry):
     method = make_san(registry)
     batch = {k: v for k, v in make_batch().items() if k != "textures"}
     with pytest.raises(ReidError, match="loader.textures = true"):
-        method.training_step(batch, 0)
+        train_step(method, batch)
 
 
 def test_folder_textures_name_the_missing_image_and_the_command(registry, tmp_path):
@@ -165,7 +207,7 @@ def test_folder_textures_name_the_missing_image_and_the_command(registry, tmp_pa
                       {"textures": False})
     with pytest.raises(ReidError, match=r"no pseudo texture for .*0007_c1s1_000001_00\.jpg.*"
                                         r"reid san-textures runs/pg --dataset market1501"):
-        method.training_step(batch, 0)
+        train_step(method, batch)
     Image.new("RGB", (16, 16), (0, 0, 255)).save(folder / "0007_c1s1_000001_00.png")
     target = method.targets(batch)
     assert tuple(target.shape) == (8, 3, 32, 32)  # resized to the decoder's texture size

@@ -12,9 +12,9 @@ from reid_plugin_san.networks import SADecoder, SAEncoder, resnet_trunk, stage_m
 
 def resnet50(last_stride=1):
     from reidcore.api import Kind
-    from reidcore.plugins import get_plugins
+    from reidcore.testing import installed_plugins
 
-    spec = get_plugins().registry.get(Kind.BACKBONE, "timm")
+    spec = installed_plugins().registry.get(Kind.BACKBONE, "timm")
     return spec.create(spec.config(model="resnet50", last_stride=last_stride))
 
 

@@ -3,7 +3,8 @@ recipe's texture size; its runs are refused where a SAN-PG is not what is needed
 
 import pytest
 import torch
-from conftest import make_batch, make_san
+from conftest import make_batch, make_san, train_step
+from reidcore.testing import step_optimizers
 
 
 def test_training_step_fits_the_textures(registry):
@@ -12,7 +13,8 @@ def test_training_step_fits_the_textures(registry):
     batch = make_batch()
     before = {n: p.detach().clone() for m in method.modules().values()
               for n, p in m.named_parameters()}
-    losses = [method.training_step(batch, step)["loss/rec"] for step in range(5)]
+    optim = step_optimizers(method, method.context)
+    losses = [train_step(method, batch, step, optim)[0]["loss/rec"] for step in range(5)]
     assert losses[-1] < losses[0]
     moved = {n for m in method.modules().values() for n, p in m.named_parameters()
              if not torch.equal(p.detach(), before[n])}

@@ -1,17 +1,16 @@
 """The packaged recipes carry the notes' settings (C.4) and the recipe checks catch what
-the san methods cannot train with."""
+the san methods cannot train with (the plugin's own checks and the core's, from the
+methods' MethodNeeds)."""
 
 import pytest
-from reidcore.api import RecipeError, load_recipe
-from reidcore.plugins import get_plugins
+from reidcore.api import RecipeError
+from reidcore.testing import reid_cli, resolve_recipe
 
 PAPER = {"san-cuhk03": "cuhk03", "san-market1501": "market1501"}
 
 
 def load(name, overrides=()):
-    path, recipe = load_recipe(name, get_plugins(), overrides=list(overrides))
-    assert path.parent.parent.name == "reid_plugin_san"
-    return recipe
+    return resolve_recipe(name, overrides)
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))
@@ -70,9 +69,33 @@ def test_benchmark_arms_resolve():
     assert recipe.method.config.textures == "dataset"
 
 
-def test_san_pg_needs_textures():
-    with pytest.raises(RecipeError, match=r"\$\.loader\.textures: san_pg"):
-        load("san-pg-synthetic", ["loader.textures=false"])
+@pytest.mark.parametrize("overrides,where", [
+    (["loader.textures=false"], r"\$\.loader\.textures: method 'san_pg' reads "
+                                r"batch\[\"textures\"\]"),
+    (['losses=[{name = "triplet"}]'], r"\$\.losses: method 'san_pg' takes no \[\[losses\]\]: "
+                                      r"san_pg trains with L_Rec only"),
+    (['generators.encoder={name = "sa_decoder"}'],
+     r"\$\.generators\.encoder: method 'san_pg' has no generator role 'encoder'"),
+])
+def test_san_pg_recipe_checks(overrides, where):
+    with pytest.raises(RecipeError, match=where):
+        load("san-pg-synthetic", overrides)
+
+
+@pytest.mark.parametrize("name,method,keys", [
+    ("san-synthetic", "san", "method.lr / weight_decay / beta1"),
+    ("san-pg-synthetic", "san_pg", "method.lr / beta1 / beta2"),
+])
+@pytest.mark.parametrize("override", ["train.lr=0.1", "train.optimizer=sgd",
+                                      "train.schedule=cosine", "train.warmup_epochs=2",
+                                      "train.weight_decay=0.1"])
+def test_train_optimization_keys_are_refused(name, method, keys, override):
+    """Both methods set their own optimizers and schedules: a [train] optimization key is
+    refused, naming the method's own keys, never silently ignored."""
+    key = override.split("=")[0]
+    with pytest.raises(RecipeError, match=rf"\$\.{key}: method '{method}' does not read "
+                                          rf"{key} .*{keys}"):
+        load(name, [override])
 
 
 @pytest.mark.parametrize("name", ["san-pg-pit", "san-cuhk03", "san-market1501", "san-synthetic",
@@ -80,9 +103,7 @@ def test_san_pg_needs_textures():
 def test_check_build_offline(name, capsys):
     """``reid check NAME --build`` builds every packaged recipe on the meta device (no
     weights read, no data): SAN on CUHK03 = SA-Enc 24,951,615 + SA-Dec 9,071,075."""
-    from reidcore.cli import main
-
-    assert main(["check", name, "--build"]) == 0
+    assert reid_cli("check", name, "--build") == 0
     out = capsys.readouterr().out
     if name == "san-cuhk03":
         assert "34,022,690" in out
