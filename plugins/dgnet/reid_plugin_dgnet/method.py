@@ -6,29 +6,37 @@ Per iteration, with batches A (``images``, ``positives``) and B (``second``):
    detached); self (G(s_a, f_a)), same-identity (G(s_a, f_pa)) and cross-identity
    (x_ba = G(s_b, f_a), x_ab = G(s_a, f_b)) generations; identity logits of the *erased*
    real images;
-2. D step on the detached x_ba, x_ab against the real x_a, x_b (LSGAN + R1);
-3. generator step, one backward for Ea, Es and G together: image reconstruction, code
+2. D update on the detached x_ba, x_ab against the real x_a, x_b (LSGAN + R1);
+3. generator update, one backward for Ea, Es and G together, D frozen: image reconstruction, code
    reconstruction (Es again on the detached images with probability ``encoder_again``,
    else a frozen copy of Es on the live ones), the code's cycle, identity on real and
    (through a frozen copy of Ea) on generated images, adversarial, and after the warm-up
    the teacher's KL on the primary head and the fine-grained CE (structure provider's
    label) on the detached generated images through the live Ea.
 
-The frozen copies are made once and refreshed in place every iteration (a parameter copy,
-not a deep copy); their BatchNorm layers run on batch statistics, as the official
-``train_bn``. D takes no gradient in the generator step.
+The step reads like Lightning's manual-optimization GAN example, one call per update (the
+engine's ``optim`` clears the gradients, runs the backward under the run's precision, the
+DDP sync, clipping and the step)::
+
+    optim.update("discriminator", loss_d)
+    with optim.frozen(self.discriminator):
+        total = ...
+        optim.update(("generator", "ea"), total)   # G (Es + decoder) steps, then Ea
+
+The frozen copies of Ea and Es are made once and refreshed in place every iteration (a
+parameter copy, not a deep copy); their BatchNorm layers run on batch statistics, as the
+official ``train_bn``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from reidcore.api import Clock, ClockLR, MethodContext, Optimization, ReidError
+from reidcore.api import Batch, MethodContext, Optimization, ReidError, StepOptimizers
 from torch import nn
 from torch.nn import functional as F
 
@@ -45,9 +53,6 @@ from reid_plugin_dgnet.networks import AppearanceEncoder, to_gray
 from reid_plugin_dgnet.schedule import loss_weights, lr_factor
 from reid_plugin_dgnet.swap import swap_rows
 from reid_plugin_dgnet.teacher import Teacher, load_teacher
-
-ROLES = {"structure": "dgnet_structure_encoder", "decoder": "dgnet_decoder",
-         "discriminator": "dgnet_discriminator"}
 
 
 def _sync(frozen: nn.Module, live: nn.Module) -> None:
@@ -76,9 +81,9 @@ class DGNet:
         self.ea = AppearanceEncoder(context.build_backbone("timm"), context.num_classes,
                                     config.stripes, config.bottleneck, config.primary_dropout,
                                     config.fine_dropout)
-        self.es = context.build_generator("structure", ROLES["structure"])
-        self.decoder = context.build_generator("decoder", ROLES["decoder"])
-        self.discriminator = context.build_generator("discriminator", ROLES["discriminator"])
+        self.es = context.build_generator("structure")
+        self.decoder = context.build_generator("decoder")
+        self.discriminator = context.build_generator("discriminator")
         self._check_sizes()
         self.normalize = context.recipe.loader.normalize
         self.teacher: Teacher | None = None
@@ -86,7 +91,6 @@ class DGNet:
             self.teacher = load_teacher(context, config.teacher, config.teacher_bn)
         self._ea_frozen: nn.Module | None = None
         self._es_frozen: nn.Module | None = None
-        self._optimization: Optimization | None = None
 
     def _check_sizes(self) -> None:
         decoder = getattr(self.decoder, "config", None)
@@ -110,28 +114,29 @@ class DGNet:
                 "discriminator": self.discriminator}
 
     def configure_optimizers(self) -> Optimization:
+        """The official optimizers, built by the core (``train.lr_mult``, ``freeze`` and
+        ``optimizer_impl`` apply; the ``[train]`` LR keys do not, see the spec's needs):
+        Ea by SGD (Nesterov when ``momentum > 0``), its heads at ``head_lr_mult`` times
+        ``lr_ea``; Es + G and D by Adam with ``(beta1, beta2)``; every LR follows
+        :func:`~reid_plugin_dgnet.schedule.lr_factor` of the engine's iteration."""
         cfg, context = self.config, self.context
         groups = self.ea.parameter_groups()
-        ea = torch.optim.SGD(
-            [{"params": [p for p in groups["backbone"] if p.requires_grad], "lr": cfg.lr_ea,
-              "name": "backbone"},
-             {"params": groups["heads"], "lr": cfg.lr_ea * cfg.head_lr_mult, "name": "heads"}],
-            lr=cfg.lr_ea, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
+        ea = context.make_optimizer(
+            {"backbone": groups["backbone"],
+             "heads": {"params": groups["heads"], "lr_mult": cfg.head_lr_mult}},
+            kind="sgd", lr=cfg.lr_ea, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
             weight_decay=cfg.weight_decay)
         betas = (cfg.beta1, cfg.beta2)
-        gen = torch.optim.Adam(
-            [{"params": [*self.es.parameters(), *self.decoder.parameters()],
-              "name": "generator"}], lr=cfg.lr_g, betas=betas, weight_decay=cfg.weight_decay)
-        dis = torch.optim.Adam([{"params": list(self.discriminator.parameters()),
-                                 "name": "discriminator"}],
-                               lr=cfg.lr_d, betas=betas, weight_decay=cfg.weight_decay)
-        if context.clock is None:
-            context.clock = Clock(length=context.steps_per_epoch)
+        gen = context.make_optimizer(
+            {"generator": [*self.es.parameters(), *self.decoder.parameters()]},
+            kind="adam", lr=cfg.lr_g, betas=betas, weight_decay=cfg.weight_decay)
+        dis = context.make_optimizer(
+            {"discriminator": list(self.discriminator.parameters())},
+            kind="adam", lr=cfg.lr_d, betas=betas, weight_decay=cfg.weight_decay)
         optimizers = {"ea": ea, "generator": gen, "discriminator": dis}
-        schedulers = {name: ClockLR(opt, lambda clock: lr_factor(cfg, clock.step),
-                                    context.clock) for name, opt in optimizers.items()}
-        self._optimization = Optimization(optimizers, schedulers)
-        return self._optimization
+        schedulers = {name: context.schedule(opt, lambda clock: lr_factor(cfg, clock.step))
+                      for name, opt in optimizers.items()}
+        return Optimization(optimizers, schedulers)
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -161,12 +166,9 @@ class DGNet:
 
     # -- one iteration -------------------------------------------------------------------
 
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
-        if self._optimization is None:
-            self.configure_optimizers()
-        assert self._optimization is not None
+    def training_step(self, batch: Batch, step: int,
+                      optim: StepOptimizers) -> dict[str, torch.Tensor | float]:
         cfg, context = self.config, self.context
-        precision, opt = context.precision, self._optimization.optimizers
         weights = loss_weights(cfg, step)
         if self.teacher is None and weights["prim"] > 0:
             self.teacher = load_teacher(context, cfg.teacher, cfg.teacher_bn)
@@ -177,30 +179,21 @@ class DGNet:
             module.train()
         out = self.forward(x_a, x_b, xp_a, xp_b)  # 1. forward
 
-        loss_d, r1 = self.discriminator_loss(out)  # 2. discriminator step
-        opt["discriminator"].zero_grad(set_to_none=True)
-        precision.backward(loss_d)
-        context.sync_gradients(self.discriminator)
-        precision.step(opt["discriminator"])
+        loss_d, r1 = self.discriminator_loss(out)  # 2. discriminator update
+        optim.update("discriminator", loss_d)
 
-        with self.discriminator_frozen():  # 3. generator step (Ea, Es, G)
+        with optim.frozen(self.discriminator):  # 3. generator update (Es + G, then Ea)
             terms = self.generator_terms(out, l_a, l_b, weights)
             total = self.total(terms, weights)
-            opt["ea"].zero_grad(set_to_none=True)
-            opt["generator"].zero_grad(set_to_none=True)
-            precision.backward(total)
-        context.sync_gradients(self.ea, self.es, self.decoder)
-        precision.step(opt["generator"])
-        precision.step(opt["ea"])
+            optim.update(("generator", "ea"), total)
 
         self._maybe_log_images(step, torch.cat([x_a, x_b])[:cfg.swap_images])
         p_a, p_b = out["p_a"].detach(), out["p_b"].detach()
-        metrics = {"loss": float(total.detach()), "loss_d": float(loss_d.detach()),
-                   "r1": float(r1.detach()),
-                   "accuracy": float(torch.cat([p_a.argmax(1) == l_a, p_b.argmax(1) == l_b])
-                                     .float().mean())}
-        metrics.update({f"loss/{k}": float(v.detach()) for k, v in terms.items()})
-        metrics.update({f"weight/{k}": v for k, v in weights.items()})
+        metrics: dict[str, torch.Tensor | float] = {
+            "loss": total.detach(), "loss_d": loss_d.detach(), "r1": r1.detach(),
+            "accuracy": torch.cat([p_a.argmax(1) == l_a, p_b.argmax(1) == l_b]).float().mean()}
+        metrics.update({f"loss/{k}": v.detach() for k, v in terms.items()})
+        metrics.update({f"weight/{k}": v for k, v in weights.items()})  # floats: no sync
         return metrics
 
     def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, xp_a: torch.Tensor,
@@ -231,19 +224,11 @@ class DGNet:
             d_b, r1_b = discriminator_loss(self.discriminator, out["x_ab"], out["x_b"], cfg.r1_w)
         return cfg.gan_w * (d_a + d_b), r1_a + r1_b
 
-    @contextlib.contextmanager
-    def discriminator_frozen(self) -> Iterator[None]:
-        """D takes no gradient from the generator step."""
-        self.discriminator.requires_grad_(False)
-        try:
-            yield
-        finally:
-            self.discriminator.requires_grad_(True)
-
     def generator_terms(self, out: Mapping[str, torch.Tensor], l_a: torch.Tensor,
                         l_b: torch.Tensor, weights: Mapping[str, float]
                         ) -> dict[str, torch.Tensor]:
-        """Every loss term of the generator step, unweighted (see the module docstring)."""
+        """Every loss term of the generator update, unweighted (see the module docstring);
+        computed inside ``optim.frozen(discriminator)`` so that D takes no gradient."""
         cfg, es, dis = self.config, self.es, self.discriminator
         x_a, x_b, s_a, s_b = out["x_a"], out["x_b"], out["s_a"], out["s_b"]
         x_ba, x_ab = out["x_ba"], out["x_ab"]
@@ -304,17 +289,12 @@ class DGNet:
         """A swap grid every ``log_images_every`` iterations and after the last one."""
         context, every = self.context, self.config.log_images_every
         clock = context.clock
-        last = (clock is not None and clock.epoch == context.train.epochs - 1
-                and clock.index == clock.length - 1)
+        last = clock.epoch == context.train.epochs - 1 and clock.index == clock.length - 1
         if not (last or (every and (step + 1) % every == 0)):
             return
         rows = swap_rows(self.ea, self.es, self.decoder, images.detach(), self.normalize)
         context.log_images("swap", rows, step + 1, value_range=(0.0, 1.0),
                            limit=images.shape[0] + 1)
-
-
-def build(config: DGNetConfig, *, context: MethodContext) -> DGNet:
-    return DGNet(config, context)
 
 
 # --- contract example -----------------------------------------------------------------------

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
-from reidcore.api import ComponentSpec, RecipeProblem, hookimpl
+from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, hookimpl
 
 from reid_plugin_dgnet.config import (
     DecoderConfig,
@@ -15,10 +13,29 @@ from reid_plugin_dgnet.config import (
     StructureEncoderConfig,
 )
 
+REID_API_VERSION = 2
+
 _PKG = "reid_plugin_dgnet"
 METHOD = "dgnet"
-ROLES = {"structure": "dgnet_structure_encoder", "decoder": "dgnet_decoder",
-         "discriminator": "dgnet_discriminator"}
+
+NEEDS = MethodNeeds(
+    # the official optimizers and schedule, set in [method]: Ea by SGD (lr_ea, heads at
+    # head_lr_mult, momentum, Nesterov), Es + G and D by Adam (lr_g, lr_d, beta1, beta2),
+    # weight_decay for all three, LR x gamma at each of milestones (iterations); no
+    # [train] optimization key is read (train.lr_mult, freeze and optimizer_impl apply)
+    train=(),
+    train_note="dgnet sets its own optimizers, learning rates and iteration-based LR "
+               "schedule: use method.lr_ea / head_lr_mult / lr_g / lr_d, method.momentum "
+               "/ weight_decay / beta1 / beta2 and method.milestones (iterations) / gamma",
+    roles={"structure": "dgnet_structure_encoder", "decoder": "dgnet_decoder",
+           "discriminator": "dgnet_discriminator"},
+    losses=False,
+    losses_note="dgnet sets its loss weights in [method] (recon_x_w, recon_id_w, gan_w, "
+                "max_teacher_w, ...)",
+    batch=("positives", "second"),
+    flip_note="dgnet's embedding already sums the mirrored image's features (as the "
+              "official test script)",
+)
 
 
 @hookimpl
@@ -47,7 +64,8 @@ def reid_generators() -> list[ComponentSpec]:
 def reid_methods() -> list[ComponentSpec]:
     return [
         ComponentSpec(name=METHOD, kind="method", config=DGNetConfig,
-                      build=f"{_PKG}.method:build", example=f"{_PKG}.method:recipe_example",
+                      build=f"{_PKG}.method:DGNet", example=f"{_PKG}.method:recipe_example",
+                      needs=NEEDS,
                       summary="DG-Net: joint discriminative and generative learning "
                               "(appearance/structure swaps, teacher soft labels)"),
     ]
@@ -55,35 +73,18 @@ def reid_methods() -> list[ComponentSpec]:
 
 @hookimpl
 def reid_validate_recipe(recipe: Any, registry: Any) -> list[RecipeProblem]:
-    """A dgnet recipe: two loaders with positives, erasing done by the method, no
-    [[losses]], the three generator roles, and no evaluator flip (embed flips)."""
+    """A dgnet recipe beyond what the core checks from :data:`NEEDS` (two batches with
+    positives, no [[losses]], the three roles, no evaluator flip, no [train] LR key):
+    erasing is the method's, never the loader's."""
     if recipe.method.name != METHOD:
         return []
     problems = []
     loader = recipe.loader
-    for key in ("positive", "second_batch"):
-        if not getattr(loader, key):
-            problems.append(RecipeProblem(f"$.loader.{key}", "dgnet needs two batches (A and "
-                                          "B) with a positive image each: set "
-                                          "loader.positive = true and "
-                                          "loader.second_batch = true"))
     if loader.erasing > 0:
         problems.append(RecipeProblem("$.loader.erasing", f"dgnet erases only the images Ea "
                                       f"classifies (method.erasing), never the generator's "
                                       f"targets: set loader.erasing = 0 (got "
                                       f"{loader.erasing}) and method.erasing instead"))
-    if recipe.losses:
-        problems.append(RecipeProblem("$.losses", "dgnet sets its loss weights in [method] "
-                                      "(recon_x_w, recon_id_w, gan_w, max_teacher_w, ...); "
-                                      "remove [[losses]]"))
-    for role in recipe.generators:
-        if role not in ROLES:
-            problems.append(RecipeProblem(f"$.generators.{role}", f"dgnet uses the roles "
-                                          f"{', '.join(ROLES)}; got unknown role '{role}'"))
-    if getattr(recipe.evaluate.config, "flip", False):
-        problems.append(RecipeProblem("$.evaluate.flip", "dgnet's embedding already sums the "
-                                      "mirrored image's features (as the official test "
-                                      "script): set the evaluator's flip = false"))
     return problems
 
 
@@ -93,7 +94,3 @@ def reid_add_commands(subparsers: Any) -> None:
 
     add_commands(subparsers)
 
-
-@hookimpl
-def reid_recipe_dirs() -> list[Path]:
-    return [Path(str(files(_PKG) / "recipes"))]

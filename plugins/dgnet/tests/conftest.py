@@ -53,7 +53,7 @@ def tiny_recipe(method=None, loader=None):
 
 def make_context(registry, raw, num_classes=3, steps_per_epoch=2, tiny=True, epochs=None):
     """A CPU MethodContext for the recipe ``raw`` (TOML-like; ``method.name`` required)."""
-    from reidcore.api import Clock, MethodContext
+    from reidcore.api import MethodContext
     from reidcore.testing import method_context
 
     raw = {**raw, "method": {k: v for k, v in raw["method"].items() if k != "name"}}
@@ -61,12 +61,12 @@ def make_context(registry, raw, num_classes=3, steps_per_epoch=2, tiny=True, epo
         raw["train"] = {"epochs": epochs}
     recipe = method_context(registry.get("method", "dgnet"), raw).recipe
 
-    class Context(MethodContext):
+    class Context(MethodContext):  # reidcore.testing.tiny_context's trunk is 8x wider
         def build_backbone(self, default="timm"):
             return tiny_trunk() if tiny else super().build_backbone(default)
 
     return Context(recipe=recipe, registry=registry, num_classes=num_classes,
-                   steps_per_epoch=steps_per_epoch, clock=Clock(length=steps_per_epoch))
+                   steps_per_epoch=steps_per_epoch)  # the clock is the context's own
 
 
 class LinearTeacher:

@@ -1,9 +1,10 @@
 """The dgnet method on a tiny network: gradient routing asserted on .grad, the frozen
-copies, the optimizers, the embedding, and the teacher's errors."""
+copies, the optimizers and the step's updates, the embedding, and the teacher's errors."""
 
 import pytest
 import torch
 from conftest import make_batch, make_context, make_dgnet, tiny_recipe
+from reidcore.testing import step_optimizers
 
 AFTER_WARMUP = 100_000  # every ramp at its maximum
 
@@ -16,7 +17,8 @@ def grads(module):
 def zero(dgnet):
     for module in (*dgnet.modules().values(), *(m for m in (dgnet._ea_frozen,
                                                             dgnet._es_frozen) if m)):
-        module.zero_grad(set_to_none=True)
+        for param in module.parameters():
+            param.grad = None
 
 
 def routed(dgnet, term, step=AFTER_WARMUP, batch=None):
@@ -28,7 +30,7 @@ def routed(dgnet, term, step=AFTER_WARMUP, batch=None):
         module.train()
     out = dgnet.forward(batch["images"], batch["second"]["images"], batch["positives"],
                         batch["second"]["positives"])
-    with dgnet.discriminator_frozen():
+    with step_optimizers(dgnet, dgnet.context).frozen(dgnet.discriminator):
         terms = dgnet.generator_terms(out, batch["pids"], batch["second"]["pids"],
                                       loss_weights(dgnet.config, step))
         zero(dgnet)
@@ -113,10 +115,10 @@ def test_discriminator_loss_trains_only_d(dgnet):
 
 def test_frozen_ea_is_one_copy_kept_in_sync_with_bn_on_batch_statistics(registry):
     dgnet = make_dgnet(registry)
-    dgnet.configure_optimizers()
-    dgnet.training_step(make_batch(), 0)
+    optim = step_optimizers(dgnet, dgnet.context)
+    dgnet.training_step(make_batch(), 0, optim)
     copy = dgnet._ea_frozen
-    dgnet.training_step(make_batch(seed=2), 1)
+    dgnet.training_step(make_batch(seed=2), 1, optim)
     assert dgnet._ea_frozen is copy  # made once, not every iteration
     synced = dgnet.frozen_ea()
     for live, frozen in zip(dgnet.ea.parameters(), synced.parameters(), strict=True):
@@ -127,17 +129,49 @@ def test_frozen_ea_is_one_copy_kept_in_sync_with_bn_on_batch_statistics(registry
 
 def test_one_iteration_after_the_warm_up_updates_every_network(registry):
     dgnet = make_dgnet(registry)
-    optimization = dgnet.configure_optimizers()
+    optim = step_optimizers(dgnet, dgnet.context)
+    optim.track_gradients()
     before = {n: [p.detach().clone() for p in m.parameters()] for n, m in
               dgnet.modules().items()}
-    metrics = dgnet.training_step(make_batch(), AFTER_WARMUP)
-    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    metrics = dgnet.training_step(make_batch(), AFTER_WARMUP, optim)
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in metrics.values())
+    # losses stay on the device (no host sync per step); the ramped weights are floats
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad
+               for k, v in metrics.items() if not k.startswith("weight/"))
     assert metrics["weight/prim"] == 2.0 and metrics["weight/fine"] == pytest.approx(0.4)
     for name, module in dgnet.modules().items():
         moved = any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters(),
                                                           strict=True))
         assert moved, name
-    assert set(optimization.optimizers) == {"ea", "generator", "discriminator"}
+    assert set(optim.optimizers) == {"ea", "generator", "discriminator"}
+    assert optim.untrained() == {}  # every parameter had a gradient when it stepped
+    assert all(p.requires_grad for p in dgnet.discriminator.parameters())  # unfrozen after
+
+
+class Recorder:
+    """Wraps a StepOptimizers: the optimizers stepped and, at each step, whether D's
+    parameters could take a gradient."""
+
+    def __init__(self, optim, discriminator):
+        self.optim, self.discriminator, self.calls = optim, discriminator, []
+
+    def update(self, names, loss, **kwargs):
+        names = [names] if isinstance(names, str) else list(names)
+        d_trainable = any(p.requires_grad for p in self.discriminator.parameters())
+        self.calls.append((names, d_trainable))
+        self.optim.update(names, loss, **kwargs)
+
+    def frozen(self, *modules):
+        return self.optim.frozen(*modules)
+
+
+def test_step_updates_d_then_g_and_ea_with_d_frozen(registry):
+    """Lightning's GAN order: D from the detached generations, then Es + G and Ea in one
+    update (G steps first, as the code did before the step received its optimizers)."""
+    dgnet = make_dgnet(registry)
+    recorder = Recorder(step_optimizers(dgnet, dgnet.context), dgnet.discriminator)
+    dgnet.training_step(make_batch(), 0, recorder)
+    assert recorder.calls == [(["discriminator"], True), (["generator", "ea"], False)]
 
 
 def test_optimizers_follow_the_official_settings(registry):
@@ -145,6 +179,7 @@ def test_optimizers_follow_the_official_settings(registry):
     opt = dgnet.configure_optimizers().optimizers
     ea = opt["ea"]
     assert isinstance(ea, torch.optim.SGD) and ea.defaults["nesterov"]
+    assert [g["name"] for g in ea.param_groups] == ["backbone", "heads"]
     assert [g["lr"] for g in ea.param_groups] == [pytest.approx(0.002), pytest.approx(0.02)]
     assert ea.defaults["momentum"] == 0.9 and ea.defaults["weight_decay"] == 5e-4
     for name in ("generator", "discriminator"):
@@ -189,8 +224,7 @@ def test_swap_grid_is_written_by_the_run_context(registry, tmp_path):
 
     dgnet = make_dgnet(registry, {"log_images_every": 1, "swap_images": 3})
     dgnet.context.run_dir = tmp_path
-    dgnet.configure_optimizers()
-    dgnet.training_step(make_batch(), 0)
+    dgnet.training_step(make_batch(), 0, step_optimizers(dgnet, dgnet.context))
     [png] = (tmp_path / "images" / "swap").glob("*.png")
     width, height = Image.open(png).size
     assert (width, height) == (4 * 32 + 5 * 2, 4 * 64 + 5 * 2)  # (1 + 3) x (1 + 3) cells

@@ -47,3 +47,16 @@ def test_dgnet_rules_are_reported_together(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr
     for text in ("loader.erasing = 0", "loader.positive = true", "flip = false"):
         assert text in done.stderr + done.stdout
+
+
+def test_train_learning_rate_keys_are_refused_naming_the_methods_own(capsys):
+    from reidcore.testing import reid_cli
+
+    assert reid_cli("check", "dgnet-synthetic", "--set", "train.lr=0.1",
+                    "--set", "train.optimizer=sgd") != 0
+    said = capsys.readouterr()
+    text = said.err + said.out
+    assert "train.lr" in text and "train.optimizer" in text
+    assert "method.lr_ea" in text and "lr_g" in text and "lr_d" in text
+    # the teacher stages are the core's baseline: they read [train]'s keys
+    assert reid_cli("check", "dgnet-teacher-synthetic", "--set", "train.lr=0.1") == 0
