@@ -15,27 +15,22 @@ import time
 
 def measure(args: argparse.Namespace, precision_mode: str) -> float:
     import torch
-    from reidcore.engine.context import MethodContext, Precision
-    from reidcore.engine.optim import Clock
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import find_recipe, read_toml, resolve
+    from reidcore.api import MethodContext, Precision, StepOptimizers
+    from reidcore.testing import installed_plugins, resolve_recipe
 
-    plugins = get_plugins()
-    path = find_recipe(args.recipe, plugins.recipe_dirs())
+    registry = installed_plugins().registry
     sets = ["backbone.pretrained=\"\"", f"method.variant={args.variant}", "method.frozen_epochs=0",
             f"train.precision={precision_mode}", *args.overrides]
-    recipe = resolve(read_toml(path), str(path), plugins.registry, plugins.hook, overrides=sets)
+    recipe = resolve_recipe(args.recipe, sets)
     device = torch.device(args.device)
     precision = Precision.create(device, precision_mode)
     batch_size = recipe.loader.identities * recipe.loader.instances
-    context = MethodContext(recipe=recipe, registry=plugins.registry, num_classes=args.classes,
-                            steps_per_epoch=10**6, device=device, precision=precision,
-                            clock=Clock(length=10**6))
-    method = plugins.registry.get("method", "flipreid").create(recipe.method.config,
-                                                               context=context)
+    context = MethodContext(recipe=recipe, registry=registry, num_classes=args.classes,
+                            steps_per_epoch=10**6, device=device, precision=precision)
+    method = registry.get("method", "flipreid").create(recipe.method.config, context=context)
     for module in method.modules().values():
         module.to(device).train()
-    method.configure_optimizers()
+    optim = StepOptimizers(method.configure_optimizers(), precision)
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch_size, 3, args.height, args.width, generator=generator)
     pids = torch.arange(batch_size) // recipe.loader.instances
@@ -46,12 +41,12 @@ def measure(args: argparse.Namespace, precision_mode: str) -> float:
             torch.cuda.synchronize()
 
     for step in range(args.warmup):
-        method.training_step(batch, step)
+        method.training_step(batch, step, optim)
         precision.update()
     sync()
     started = time.perf_counter()
     for step in range(args.steps):
-        method.training_step(batch, args.warmup + step)
+        method.training_step(batch, args.warmup + step, optim)
         precision.update()
     sync()
     return args.steps * batch_size / (time.perf_counter() - started)

@@ -29,22 +29,24 @@ def sd(values: list[float]) -> float:
 
 def run_one(recipe_ref: str, variant: str, seed: int, overrides: list[str], out: Path,
             test_set: str, epochs_factor: int = 1) -> dict[str, float]:
-    from reidcore.engine.runner import run_recipe
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import find_recipe, read_toml, resolve
+    from reidcore.api import load_recipe
+    from reidcore.testing import installed_plugins, resolve_recipe, run_recipe
 
-    plugins = get_plugins()
-    path = find_recipe(recipe_ref, plugins.recipe_dirs())
-    raw = read_toml(path)
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    path, _ = load_recipe(recipe_ref, installed_plugins())
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
     raw.pop("losses", None)  # the method's defaults per variant (flipping only for flipreid)
     sets = [f"method.variant={variant}", f"seed={seed}", *overrides]
-    recipe = resolve(raw, str(path), plugins.registry, plugins.hook, overrides=sets)
+    recipe = resolve_recipe(raw, overrides=sets)
     if epochs_factor != 1:
         recipe.train.epochs *= epochs_factor
         recipe.train.eval_every = recipe.train.epochs
     started = time.perf_counter()
-    summary = run_recipe(recipe, plugins, out=out / f"{variant}-seed{seed}",
-                         recipe_name=f"{path.stem}-{variant}", quiet=True)
+    summary = run_recipe(recipe, out / f"{variant}-seed{seed}", name=f"{path.stem}-{variant}")
     seconds = time.perf_counter() - started
     metrics = summary["metrics"][test_set]
     return {"mAP": float(metrics["mAP"]), "rank1": float(metrics["rank1"]),

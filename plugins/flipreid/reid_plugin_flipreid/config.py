@@ -45,7 +45,9 @@ class FlipReIDConfig:
     then everything trains and the schedule starts again, with the first phase's Adam
     state carried over as the official code's re-compiled Keras Adam does (the new layers
     keep their moments, the backbone starts with zero moments at the shared step count).
-    The engine's own schedule options in ``[train]`` (milestones, warm-up, freeze) are not used.
+    Of ``[train]``'s optimization keys only ``lr`` and ``weight_decay`` are read (and
+    ``lr_mult``, ``optimizer_impl``); ``reid check`` refuses the others (the optimizer,
+    schedule, milestones, warm-up ...) and ``freeze_epochs``.
     """
 
     variant: Literal["flipreid", "flip_tta", "plain"] = "flipreid"

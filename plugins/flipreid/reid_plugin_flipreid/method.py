@@ -22,7 +22,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from reidcore.api import Clock, ClockLR, MethodContext, Optimization, ReidError
+from reidcore.api import (
+    Clock,
+    ClockLR,
+    MethodContext,
+    Optimization,
+    ReidError,
+    StepOptimizers,
+)
 from torch import nn
 
 from reid_plugin_flipreid.config import FlipReIDConfig
@@ -46,9 +53,10 @@ def default_losses(variant: str) -> list[tuple[str, float, dict[str, Any]]]:
     return losses
 
 
-def phase_lr(optimizer: torch.optim.Optimizer, clock: Clock, start: int,
+def phase_lr(context: MethodContext, optimizer: torch.optim.Optimizer, start: int,
              config: FlipReIDConfig) -> ClockLR:
-    """FlipReID's per-epoch LR for one optimizer of one phase, read from the engine's clock.
+    """FlipReID's per-epoch LR for one optimizer of one phase, read from the engine's clock
+    (``context.schedule``).
 
     ``start`` is the first epoch of the phase (the schedule restarts there); stateless like
     the engine's schedules, so a resumed run gets the same LRs.
@@ -59,7 +67,7 @@ def phase_lr(optimizer: torch.optim.Optimizer, clock: Clock, start: int,
         return flipreid_lr(max(int(now.epoch) - start, 0), 1.0, c.lr_floor, c.warmup_epochs,
                            c.drop_every, c.drop_factor)
 
-    return ClockLR(optimizer, factor, clock)
+    return context.schedule(optimizer, factor)
 
 
 class FlipReID:
@@ -88,7 +96,6 @@ class FlipReID:
         # for unused parameters then, or it waits for their gradients and fails.
         self.train_network = context.wrap(self.network,
                                           find_unused_parameters=config.frozen_epochs > 0)
-        self._optimization: Any = None
         self._frozen: bool | None = None
 
     # -- the Method contract --------------------------------------------------------------
@@ -106,21 +113,16 @@ class FlipReID:
                 "gem": list(net.gem_exponents())}
 
     def _optimizer(self, groups: Mapping[str, list[nn.Parameter]]) -> torch.optim.Optimizer:
-        train = self.context.train
-        param_groups = []
-        for name, params in groups.items():
-            if params:
-                param_groups.append({
-                    "params": params, "name": name,
-                    "lr": train.lr * train.lr_mult.get(name, 1.0),
-                    "weight_decay": 0.0 if name == "gem" else train.weight_decay})
-        return torch.optim.Adam(param_groups, lr=train.lr, betas=(0.9, 0.999),
-                                eps=self.config.adam_eps)
+        """Adam (``adam_eps`` as Keras) over ``groups`` at ``train.lr`` (times the recipe's
+        ``lr_mult``) with coupled ``train.weight_decay``, none on the GeM exponents."""
+        named: dict[str, Any] = {name: ({"params": params, "weight_decay": 0.0}
+                                        if name == "gem" else params)
+                                 for name, params in groups.items() if params}
+        return self.context.make_optimizer(named, kind="adam", betas=(0.9, 0.999),
+                                           eps=self.config.adam_eps)
 
-    def configure_optimizers(self) -> Any:
+    def configure_optimizers(self) -> Optimization:
         context = self.context
-        if context.clock is None:
-            context.clock = Clock(length=context.steps_per_epoch)
         groups = self.parameter_groups()
         optimizers: dict[str, torch.optim.Optimizer] = {}
         schedulers: dict[str, Any] = {}
@@ -128,24 +130,18 @@ class FlipReID:
         if frozen:
             new_layers = {k: v for k, v in groups.items() if k != "backbone"}
             optimizers["frozen"] = self._optimizer(new_layers)
-            schedulers["frozen"] = phase_lr(optimizers["frozen"], context.clock, 0, self.config)
+            schedulers["frozen"] = phase_lr(context, optimizers["frozen"], 0, self.config)
         optimizers["main"] = self._optimizer(groups)
-        schedulers["main"] = phase_lr(optimizers["main"], context.clock, frozen, self.config)
-        self._optimization = Optimization(optimizers, schedulers)
-        return self._optimization
-
-    def _epoch(self, step: int) -> int:
-        clock = self.context.clock
-        if clock is not None:
-            return int(clock.epoch)
-        return step // max(self.context.steps_per_epoch, 1)
+        schedulers["main"] = phase_lr(context, optimizers["main"], frozen, self.config)
+        return Optimization(optimizers, schedulers)
 
     def _set_frozen(self, frozen: bool) -> None:
         if frozen != self._frozen:
             self.network.freeze_backbone(frozen)
             self._frozen = frozen
 
-    def _carry_adam_state(self) -> None:
+    @staticmethod
+    def _carry_adam_state(optim: StepOptimizers) -> None:
         """At the phase switch, hand the ``frozen`` optimizer's Adam state to ``main``.
 
         The official code compiles the same Keras ``Adam`` object again after unfreezing,
@@ -158,8 +154,8 @@ class FlipReID:
         (a run resumed exactly at the switch still finds ``main`` empty and carries over
         from the restored ``frozen``). ``frozen``'s state is then released.
         """
-        optimizers = self._optimization.optimizers
-        source, target = optimizers.get("frozen"), optimizers["main"]
+        source = optim["frozen"] if "frozen" in optim else None
+        target = optim["main"]
         if source is None or target.state or not source.state:
             return
         step = next(iter(source.state.values()))["step"]
@@ -176,30 +172,25 @@ class FlipReID:
                                                        memory_format=torch.preserve_format)}
         source.state.clear()
 
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
-        if self._optimization is None:
-            self.configure_optimizers()
-        frozen = self._epoch(step) < self.config.frozen_epochs
+    def training_step(self, batch: Mapping[str, Any], step: int,
+                      optim: StepOptimizers) -> dict[str, torch.Tensor]:
+        frozen = self.context.clock.epoch < self.config.frozen_epochs
         self._set_frozen(frozen)
         if not frozen:
-            self._carry_adam_state()
-        optimizer = self._optimization.optimizers["frozen" if frozen else "main"]
-        precision = self.context.precision
+            self._carry_adam_state(optim)
         images, pids = self.context.inputs(batch, "images", "pids")
         targets = {"pids": pids}
-        with precision.autocast():
+        with self.context.precision.autocast():
             out = self.train_network(images, flip=self.flip_structure, classify=True)
         total, parts = self.loss(out, targets)
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(total)
-        precision.step(optimizer)
-        metrics = {"loss": float(total.detach())}
-        metrics.update({f"loss/{name}": float(value.detach()) for name, value in parts.items()})
-        metrics["accuracy"] = float(torch.stack(
+        optim.update("frozen" if frozen else "main", total)
+        metrics = {"loss": total.detach()}
+        metrics.update({f"loss/{name}": value.detach() for name, value in parts.items()})
+        metrics["accuracy"] = torch.stack(
             [(logits.detach().argmax(1) == pids).float().mean() for logits in out["logits"]]
-        ).mean())
+        ).mean()
         for name, p in zip(self.embedding_names(), self.network.gem_exponents(), strict=True):
-            metrics[f"gem_p/{name}"] = float(p.detach())
+            metrics[f"gem_p/{name}"] = p.detach().clone()  # a copy: the optimizer moves p
         return metrics
 
     def embedding_names(self) -> list[str]:
@@ -231,12 +222,11 @@ class FlipReID:
         return torch.cat(embeddings, dim=1)
 
 
-def build(config: FlipReIDConfig, *, context: MethodContext) -> FlipReID:
-    return FlipReID(config, context)
-
-
 def example_recipe() -> dict[str, Any]:
     """The recipe of the contract checks (the method name is filled in by the check): no
-    frozen phase, timm's resnet18 with last stride 1."""
+    frozen phase (its first step would train the new layers only: the backbone's ``main``
+    optimizer would not step), timm's resnet10t with last stride 1 (a 4 x 2 stage-4 map at
+    64 x 32, so each stripe's GeM exponent has a gradient), a batch of 2 x 2 images."""
     return {"method": {"frozen_epochs": 0},
-            "backbone": {"name": "timm", "model": "resnet18", "last_stride": 1}}
+            "backbone": {"name": "timm", "model": "resnet10t", "last_stride": 1},
+            "loader": {"height": 64, "width": 32, "identities": 2, "instances": 2}}

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
-from reidcore.api import ComponentSpec, RecipeProblem, hookimpl
+from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, hookimpl
 
 from reid_plugin_flipreid.config import FlippingLossConfig, FlipReIDConfig
 
+REID_API_VERSION = 2
+
 _PKG = "reid_plugin_flipreid"
+
+NEEDS = MethodNeeds(
+    train={"lr", "weight_decay"},
+    train_note="flipreid uses Adam with its own per-phase schedule: set the LR floor, "
+               "warm-up and step decay with method.lr_floor / warmup_epochs / drop_every / "
+               "drop_factor, Adam's epsilon with method.adam_eps")
+"""FlipReID reads ``train.lr`` and ``train.weight_decay`` (and the engine's ``lr_mult``,
+``optimizer_impl``); its optimizer is always Adam and its LR schedule its own."""
 
 
 @hookimpl
@@ -26,7 +34,8 @@ def reid_losses() -> list[ComponentSpec]:
 def reid_methods() -> list[ComponentSpec]:
     return [ComponentSpec(
         name="flipreid", kind="method", config=FlipReIDConfig,
-        build=f"{_PKG}.method:build", example=f"{_PKG}.method:example_recipe",
+        build=f"{_PKG}.method:FlipReID", example=f"{_PKG}.method:example_recipe",
+        needs=NEEDS,
         summary="FlipReID: train on images and their flips (flipping loss), flip-averaged "
                 "global + 2-stripe embeddings")]
 
@@ -51,8 +60,3 @@ def reid_validate_recipe(recipe: Any, registry: Any) -> Iterable[RecipeProblem]:
             "schedule restarted afterwards): set method.frozen_epochs instead and leave this "
             "at 0"))
     return problems
-
-
-@hookimpl
-def reid_recipe_dirs() -> list[Path]:
-    return [Path(str(files(_PKG) / "recipes"))]

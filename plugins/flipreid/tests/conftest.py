@@ -3,6 +3,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def registry():
-    from reidcore.plugins import get_plugins
+    from reidcore.testing import installed_plugins
 
-    return get_plugins().registry
+    return installed_plugins().registry

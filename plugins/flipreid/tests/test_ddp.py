@@ -8,9 +8,7 @@ import math
 
 import pytest
 import torch
-from reidcore.api import load_recipe
-from reidcore.engine.runner import run_recipe
-from reidcore.plugins import get_plugins
+from reidcore.testing import run_recipe
 
 
 def tiny_overrides(root):
@@ -26,11 +24,8 @@ def tiny_overrides(root):
 
 @pytest.mark.slow
 def test_two_process_run_through_the_frozen_phase(tmp_path):
-    plugins = get_plugins()
-    _, recipe = load_recipe("flipreid-synthetic", plugins,
-                            overrides=tiny_overrides(tmp_path / "data"))
-    summary = run_recipe(recipe, plugins, out=tmp_path / "run", recipe_name="ddp",
-                         quiet=True, nproc=2)
+    summary = run_recipe("flipreid-synthetic", tmp_path / "run",
+                         overrides=tiny_overrides(tmp_path / "data"), name="ddp", nproc=2)
     assert summary["status"] == "completed"
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["world_size"] == 2

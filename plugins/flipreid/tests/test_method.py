@@ -3,8 +3,8 @@ first phase, the LR the schedulers set, weight decay groups, embeddings and reci
 
 import pytest
 import torch
-from reidcore.api import Clock, MethodContext, RecipeError, ReidError, load_recipe
-from reidcore.testing import method_context
+from reidcore.api import MethodContext, RecipeError, ReidError, StepOptimizers
+from reidcore.testing import method_context, resolve_recipe
 
 
 class TinyResNetContext(MethodContext):
@@ -26,11 +26,9 @@ def resolved(registry, raw):
 
 def validated(tmp_path, text):
     """A recipe file (TOML ``text``) read as ``reid run`` does: with the plugins' checks."""
-    from reidcore.plugins import get_plugins
-
     path = tmp_path / "recipe.toml"
     path.write_text(text)
-    return load_recipe(path, get_plugins())[1]
+    return resolve_recipe(path)
 
 
 def make_method(registry, method=None, losses=None, train=None, num_classes=3,
@@ -42,8 +40,7 @@ def make_method(registry, method=None, losses=None, train=None, num_classes=3,
     recipe = resolved(registry, raw)
     torch.manual_seed(0)
     context = TinyResNetContext(recipe=recipe, registry=registry, num_classes=num_classes,
-                                steps_per_epoch=steps_per_epoch,
-                                clock=Clock(length=steps_per_epoch))
+                                steps_per_epoch=steps_per_epoch)
     spec = registry.get("method", "flipreid")
     torch.manual_seed(0)
     return spec.create(recipe.method.config, context=context)
@@ -55,8 +52,16 @@ def batch():
             "pids": torch.tensor([0, 0, 1, 1, 2, 2])}
 
 
+def step_optimizers(method, optimization):
+    """What the engine hands ``training_step``: the optimizers under the run's precision."""
+    return StepOptimizers(optimization, method.context.precision)
+
+
 def run_steps(method, steps):
+    """``steps`` training steps as the engine runs them: (optimization, the optimizers as
+    the step sees them, each step's metrics as floats)."""
     optimization = method.configure_optimizers()
+    optim = step_optimizers(method, optimization)
     clock = method.context.clock
     metrics = []
     for step in range(steps):
@@ -64,18 +69,20 @@ def run_steps(method, steps):
             clock.start_epoch(clock.epoch, method.context.steps_per_epoch)
         for module in method.modules().values():
             module.train()
-        metrics.append(method.training_step(batch(), step))
+        values = method.training_step(batch(), step, optim)
+        assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in values.values())
+        metrics.append({k: float(v) for k, v in values.items()})
         clock.advance()
         for scheduler in optimization.schedulers.values():
             scheduler.step()
-    return optimization, metrics
+    return optimization, optim, metrics
 
 
 @pytest.mark.parametrize("variant,flip_loss", [("flipreid", True), ("flip_tta", False),
                                                 ("plain", False)])
 def test_training_step_variants(registry, variant, flip_loss):
     method = make_method(registry, {"variant": variant})
-    _, metrics = run_steps(method, 1)
+    _, _, metrics = run_steps(method, 1)
     m = metrics[0]
     assert ("loss/flipping" in m) is flip_loss
     assert {"loss", "loss/triplet", "loss/cross_entropy", "accuracy", "gem_p/global",
@@ -113,7 +120,7 @@ def test_frozen_phase_then_carried_optimizer(registry):
     stage4_before = next(net.regional_stage4.parameters()).detach().clone()
     conv_before = net.regional_convs[0][0].weight.detach().clone()
     running = net.trunk[1].running_mean.clone()
-    optimization, _ = run_steps(method, 2)
+    optimization, optim, _ = run_steps(method, 2)
     assert torch.equal(net.trunk[0].weight, trunk_before)
     assert torch.equal(next(net.regional_stage4.parameters()), stage4_before)
     assert torch.equal(net.trunk[1].running_mean, running)  # BN in inference mode
@@ -123,7 +130,7 @@ def test_frozen_phase_then_carried_optimizer(registry):
     conv, trunk = net.regional_convs[0][0].weight, net.trunk[0].weight
     end_of_a = {k: v.clone() for k, v in frozen.state[conv].items()}
     assert float(end_of_a["step"]) == 2
-    method.training_step(batch(), 2)
+    method.training_step(batch(), 2, optim)
     method.context.clock.advance()
     assert not torch.equal(net.trunk[0].weight, trunk_before)
     # one Adam update after the switch (no weight decay here): m = 0.9 m_A + 0.1 g,
@@ -143,7 +150,25 @@ def test_frozen_phase_then_carried_optimizer(registry):
     assert not frozen.state  # released once carried over
 
 
+def test_each_phase_trains_all_of_its_optimizer(registry):
+    """The contract check's question (every parameter of a stepped optimizer had a
+    gradient) asked of both phases: phase A steps only 'frozen' (the new layers), phase B
+    only 'main' (everything)."""
+    method = make_method(registry, {"frozen_epochs": 1})
+    optimization = method.configure_optimizers()
+    optim = step_optimizers(method, optimization)
+    for epoch, untouched in ((0, "main"), (1, "frozen")):
+        method.context.clock.start_epoch(epoch, 2)
+        for module in method.modules().values():
+            module.train()
+        optim.track_gradients()
+        method.training_step(batch(), 2 * epoch, optim)
+        assert set(optim.untrained()) == {untouched}
+        assert set(optim.received) == {"main", "frozen"} - {untouched}
+
+
 def _steps(method, optimization, start, stop):
+    optim = step_optimizers(method, optimization)
     clock = method.context.clock
     for step in range(start, stop):
         clock.start_epoch(step // 2, 2)
@@ -152,7 +177,7 @@ def _steps(method, optimization, start, stop):
             scheduler.sync()
         for module in method.modules().values():
             module.train()
-        method.training_step(batch(), step)
+        method.training_step(batch(), step, optim)
         clock.advance()
 
 

@@ -2,14 +2,14 @@
 
 import pytest
 from reidcore.api import RecipeError, load_recipe
-from reidcore.plugins import get_plugins
+from reidcore.testing import installed_plugins, reid_cli
 
 REAL = {"flipreid-market1501": "market1501", "flipreid-dukemtmcreid": "dukemtmcreid",
         "flipreid-msmt17": "msmt17"}
 
 
 def load(name, overrides=()):
-    path, recipe = load_recipe(name, get_plugins(), overrides=list(overrides))
+    path, recipe = load_recipe(name, installed_plugins(), overrides=list(overrides))
     assert path.parent.parent.name == "reid_plugin_flipreid"
     return recipe
 
@@ -49,3 +49,30 @@ def test_synthetic_recipe_variants(variant):
 def test_real_recipe_ablation_needs_the_flipping_loss_removed():
     with pytest.raises(RecipeError, match=r"\$\.losses\[2\]\.name: the flipping loss"):
         load("flipreid-market1501", ["method.variant=plain"])
+
+
+@pytest.mark.parametrize("key", ["optimizer=sgd", "schedule=cosine", "milestones=[2]",
+                                 "warmup_epochs=0", "momentum=0.5"])
+def test_train_keys_it_does_not_read_are_refused(key, capsys):
+    """Adam and the method's own schedule: another [train] optimizer or schedule setting
+    is refused by `reid check`, naming the method's own keys."""
+    assert reid_cli("check", "flipreid-synthetic", "--set", f"train.{key}") != 0
+    err = capsys.readouterr().err
+    assert f"does not read train.{key.split('=')[0]}" in err and "method.lr_floor" in err
+
+
+def test_train_lr_and_weight_decay_are_read():
+    """train.lr (times lr_mult) and train.weight_decay reach the optimizer's groups."""
+    from reidcore.testing import tiny_context
+
+    from reid_plugin_flipreid.method import FlipReID
+
+    context = tiny_context("flipreid", train={"lr": 0.1, "weight_decay": 0.01,
+                                              "lr_mult": {"heads": 2.0}})
+    method = FlipReID(context.recipe.method.config, context=context)
+    groups = {g["name"]: g for g in
+              method.configure_optimizers().optimizers["main"].param_groups}
+    # the schedule starts at lr_floor x lr (warm-up); its base is train.lr x lr_mult
+    assert groups["backbone"]["initial_lr"] == 0.1 and groups["heads"]["initial_lr"] == 0.2
+    assert groups["heads"]["lr"] == pytest.approx(0.2 * context.recipe.method.config.lr_floor)
+    assert groups["backbone"]["weight_decay"] == 0.01 and groups["gem"]["weight_decay"] == 0.0

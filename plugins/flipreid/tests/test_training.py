@@ -6,35 +6,34 @@ import json
 import pytest
 
 
-def run_with_untrained_baseline(recipe, plugins, run_dir):
-    """Evaluate the freshly built method (same seed, same data) before training, then
-    train; returns (untrained metrics, summary, per-epoch train records)."""
-    from reidcore.engine.distributed import from_environment
-    from reidcore.engine.runner import Trainer
+def untrained_metrics(run_dir, capsys):
+    """The run's model untrained (built from the run's own recipe, seeded as the run),
+    evaluated on the run's test sets by ``reid eval --run --checkpoint``."""
+    import torch
+    from reidcore.testing import installed_plugins, method_context, reid_cli, write_checkpoint
 
-    trainer = Trainer(recipe, plugins, run_dir, resume=False, dist_info=from_environment(),
-                      quiet=True)
-    try:
-        trainer.setup()
-        trainer.evaluate(0)
-        untrained = dict(trainer.last_metrics)
-        summary = trainer.fit()
-    finally:
-        trainer.close()
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return untrained, summary, [r for r in records if r.get("kind") == "epoch"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    raw = manifest["recipe"]  # the run's resolved recipe
+    spec = installed_plugins().registry.get("method", raw["method"]["name"])
+    context = method_context(spec, {**raw, "reid:num_classes": manifest["num_classes"]})
+    torch.manual_seed(raw.get("seed", 0))
+    method = spec.create(context.recipe.method.config, context=context)
+    checkpoint = write_checkpoint(run_dir / "untrained.pt", method.modules(), epoch=0)
+    capsys.readouterr()
+    assert reid_cli("eval", "--run", run_dir, "--checkpoint", checkpoint, "--json") == 0
+    return json.loads(capsys.readouterr().out)
 
 
 @pytest.mark.slow
-def test_synthetic_recipe_learns(tmp_path_factory, monkeypatch):
-    from reidcore.api import load_recipe
-    from reidcore.plugins import get_plugins
+def test_synthetic_recipe_learns(tmp_path_factory, monkeypatch, capsys):
+    from reidcore.testing import run_recipe
 
     monkeypatch.setenv("REID_CACHE", str(tmp_path_factory.mktemp("reid-cache")))
-    plugins = get_plugins()
-    _, recipe = load_recipe("flipreid-synthetic", plugins)
     run_dir = tmp_path_factory.mktemp("flipreid-run")
-    untrained, summary, epochs = run_with_untrained_baseline(recipe, plugins, run_dir)
+    summary = run_recipe("flipreid-synthetic", run_dir)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    untrained = untrained_metrics(run_dir, capsys)
 
     first, last = epochs[0], epochs[-1]
     # first vs last epoch means; cross-entropy over 40 ids (3 heads, 3 ln 40 = 11.07 at the
