@@ -74,7 +74,14 @@ class Baseline:
 
     def configure_optimizers(self) -> Optimization:
         context = self.context
-        main = context.make_optimizer(self.network.parameter_groups())
+        groups: dict[str, Any] = dict(self.network.parameter_groups())
+        # losses with parameters of their own (arcface / cosface class weights) learn with
+        # the network; the group exists only then (center losses have their own optimizer)
+        shared = [param for loss in self.losses.losses
+                  if not getattr(loss, "own_optimizer", None) for param in loss.parameters()]
+        if shared:
+            groups["losses"] = shared
+        main = context.make_optimizer(groups)
         optimizers = {"main": main}
         schedulers = {"main": context.make_scheduler(main)}
         centers = [loss for loss in self.losses.losses if getattr(loss, "own_optimizer", None)]
