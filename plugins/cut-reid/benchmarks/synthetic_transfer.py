@@ -30,6 +30,16 @@ RECIPE = Path(__file__).resolve().parents[1] / "reid_plugin_cut_reid" / "recipes
     "cut-reid-synthetic.toml")
 
 
+def raw_recipe() -> dict:
+    """``cut-reid-synthetic`` as raw TOML data."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the core depends on tomli there
+        import tomli as tomllib
+
+    return tomllib.loads(RECIPE.read_text(encoding="utf-8"))
+
+
 def baseline_raw(cut: dict) -> dict:
     loader = dict(cut["loader"])
     loader["normalize"] = "imagenet"
@@ -54,9 +64,7 @@ LABELS = {"baseline": "direct transfer (baseline)", "no_translation": "cut_reid,
 
 
 def main() -> None:
-    from reidcore.engine.runner import run_recipe
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import read_toml, resolve
+    from reidcore.testing import resolve_recipe, run_recipe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -64,8 +72,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arms", nargs="+", choices=list(LABELS), default=list(LABELS))
     args = parser.parse_args()
-    plugins = get_plugins()
-    cut = read_toml(RECIPE)
+    cut = raw_recipe()
     if args.epochs:
         cut["train"]["epochs"] = args.epochs
         cut["train"]["eval_every"] = args.epochs
@@ -76,10 +83,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for name, raw in raws.items():
-                recipe = resolve({**raw, "seed": seed}, name, plugins.registry, plugins.hook)
+                recipe = resolve_recipe({**raw, "seed": seed})
                 out = Path(tmp) / f"{name.replace(' ', '_').replace(',', '')}-{seed}"
-                summary = run_recipe(recipe, plugins, out=out,
-                                     recipe_name=recipe.name, quiet=True)
+                summary = run_recipe(recipe, out, name=recipe.name)
                 metrics = summary["metrics"]["synthetic"]
                 results[name].append((metrics["mAP"], metrics["rank1"]))
                 print(f"seed {seed:3d}  {name:28s} mAP {100 * metrics['mAP']:6.2f}  "

@@ -149,8 +149,10 @@ class CutReidConfig:
     here, not in ``[[losses]]``. One step = the G step (translator, NCE heads and re-ID
     branch) then the D step. Optimisers are Adam with the options below; schedules are
     multistep per epoch (``gamma``): translator, discriminator and heads at
-    ``milestones``, the re-ID branch at ``reid_milestones``. ``[train]``'s optimiser
-    options are not used, its ``epochs`` and ``eval_every`` are.
+    ``milestones``, the re-ID branch at ``reid_milestones``. ``[train]``'s optimisation
+    keys (``lr``, ``optimizer``, ``schedule``, ...) are not read, and ``reid check`` refuses
+    a recipe that sets one; ``train.optimizer_impl`` and ``train.lr_mult`` (per optimiser:
+    translator, discriminator, nce, reid) apply, as do its ``epochs`` and ``eval_every``.
     """
 
     weight_gen: float = attrs.field(default=1.0, validator=_non_negative)

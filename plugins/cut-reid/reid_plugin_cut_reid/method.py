@@ -6,32 +6,37 @@ target batch ``y``:
 1. G step (translator, PatchNCE heads, re-ID branch; the discriminator is frozen):
    ``fake = G(x)``; L_G = w_gen * LSGAN(D(fake), 1) + w_sim * FM(D_l(y), D_l(fake))
    + w_nce * NCE(x, fake) [+ w_idt * NCE(y, G(y))] + w_x * CE_ls(reid(enc(x)), pids)
-   [+ w_t * triplet]. One backward, then the three optimizers step.
+   [+ w_t * triplet]. One update (``optim.update``) of the translator, the NCE heads and
+   the re-ID branch, in that order, inside ``optim.frozen(D)``.
 2. D step: L_D = w_dis * (LSGAN(D(y), 1) + LSGAN(D(fake.detach()), 0))
-   + w_sim * FM(D_l(x), D_l(fake.detach())).
+   + w_sim * FM(D_l(x), D_l(fake.detach())); one update of the discriminator.
    With ``guide_gen = false`` the re-ID branch then trains on the detached encoder output.
+
+With ``translation = false`` (the clean ablation) one update of the translator (its
+decoder frozen) and the re-ID branch by the re-ID loss alone.
 
 ``embed`` is the re-ID branch's BNNeck feature of the encoder's output, plus that of the
 flipped image with ``eval_flip`` (a sum, as Synth-ReID; leave the evaluator's ``flip`` off).
 
 Several processes (``reid run --nproc N``): the steps call the translator's ``encode`` /
 ``decode`` / ``features`` and the discriminator's ``features`` directly, which DDP's forward
-wrapper cannot see, so after each backward the gradients of the modules about to step are
-averaged over the processes with ``context.sync_gradients`` (a no-op in one process).
+wrapper cannot see, so no module is wrapped: each ``optim.update`` averages the gradients
+of the optimizers it steps over the processes (the engine's; frozen parameters excluded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from reidcore.api import (
+    Batch,
     Clock,
-    ClockLR,
     MethodContext,
     Optimization,
     ReidError,
+    StepOptimizers,
     batch_hard_triplet,
 )
 from torch import nn
@@ -49,17 +54,11 @@ TRANSLATOR, DISCRIMINATOR = "translator", "discriminator"
 DEFAULT_COMPONENTS = {TRANSLATOR: "resnet_generator", DISCRIMINATOR: "patch_discriminator"}
 
 
-def epoch_multistep(optimizer: torch.optim.Optimizer, milestones: Sequence[int],
-                    gamma: float, clock: Clock) -> ClockLR:
-    """LR = initial LR * gamma^(number of milestones <= the current epoch), read from the
-    engine's clock (stateless, like the core's schedules, so a resumed run matches)."""
+def epoch_multistep(milestones: Sequence[int], gamma: float) -> Callable[[Clock], float]:
+    """The LR factor gamma^(number of milestones <= the current epoch), read from the
+    engine's clock (``context.schedule``: stateless, so a resumed run matches)."""
     steps = list(milestones)
-    return ClockLR(optimizer, lambda now: gamma ** sum(1 for m in steps if now.epoch >= m), clock)
-
-
-def _requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
+    return lambda now: gamma ** sum(1 for m in steps if now.epoch >= m)
 
 
 class CutReid:
@@ -69,9 +68,8 @@ class CutReid:
     def __init__(self, config: CutReidConfig, context: MethodContext):
         self.config = config
         self.context = context
-        self.translator = context.build_generator(TRANSLATOR, DEFAULT_COMPONENTS[TRANSLATOR])
-        self.discriminator = context.build_generator(DISCRIMINATOR,
-                                                     DEFAULT_COMPONENTS[DISCRIMINATOR])
+        self.translator = context.build_generator(TRANSLATOR)
+        self.discriminator = context.build_generator(DISCRIMINATOR)
         for role, net, needs in ((TRANSLATOR, self.translator, ("encode", "decode", "features")),
                                  (DISCRIMINATOR, self.discriminator, ("features",))):
             missing = [name for name in needs if not hasattr(net, name)]
@@ -92,7 +90,6 @@ class CutReid:
         self.reid = ReidBranch(g.feature_channels, max(int(context.num_classes), 1),
                                config.reid_layers, config.reid_width,
                                config.classifier_init)
-        self._optimization: Optimization | None = None
 
     # -- the Method contract -----------------------------------------------------------------
 
@@ -101,79 +98,66 @@ class CutReid:
                 "nce": self.nce, "reid": self.reid}
 
     def configure_optimizers(self) -> Optimization:
+        """Four Adams (betas ``(beta1, beta2)``, ``weight_decay``; the NCE heads
+        ``(beta1, head_beta2)``, ``head_weight_decay``), all at ``lr``; per-epoch steps by
+        ``gamma`` at ``milestones`` (the re-ID branch: ``reid_milestones``)."""
         c, context = self.config, self.context
-        betas = (c.beta1, c.beta2)
 
-        def adam(name: str, module: nn.Module, beta2: float, decay: float) -> torch.optim.Adam:
-            params = [p for p in module.parameters() if p.requires_grad]
-            return torch.optim.Adam([{"params": params, "name": name, "lr": c.lr}], lr=c.lr,
-                                    betas=(c.beta1, beta2), weight_decay=decay)
+        def adam(name: str, module: nn.Module, beta2: float,
+                 decay: float) -> torch.optim.Optimizer:
+            return context.make_optimizer({name: list(module.parameters())}, kind="adam",
+                                          lr=c.lr, betas=(c.beta1, beta2), weight_decay=decay)
 
         optimizers = {
-            "translator": adam("translator", self.translator, betas[1], c.weight_decay),
-            "discriminator": adam("discriminator", self.discriminator, betas[1],
+            "translator": adam("translator", self.translator, c.beta2, c.weight_decay),
+            "discriminator": adam("discriminator", self.discriminator, c.beta2,
                                   c.weight_decay),
             "nce": adam("nce", self.nce, c.head_beta2, c.head_weight_decay),
-            "reid": adam("reid", self.reid, betas[1], c.weight_decay),
+            "reid": adam("reid", self.reid, c.beta2, c.weight_decay),
         }
-        if getattr(context, "clock", None) is None:
-            context.clock = Clock(length=getattr(context, "steps_per_epoch", 1))
-        schedulers = {name: epoch_multistep(opt, c.reid_milestones if name == "reid"
-                                           else c.milestones, c.gamma, context.clock)
+        schedulers = {name: context.schedule(opt, epoch_multistep(
+                          c.reid_milestones if name == "reid" else c.milestones, c.gamma))
                       for name, opt in optimizers.items()}
-        self._optimization = Optimization(optimizers, schedulers)
-        return self._optimization
+        return Optimization(optimizers, schedulers)
 
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
-        if self._optimization is None:
-            self.configure_optimizers()
-        assert self._optimization is not None
+    def training_step(self, batch: Batch, step: int,
+                      optim: StepOptimizers) -> dict[str, torch.Tensor]:
         if not self.config.translation:
-            return self._reid_only_step(batch)
-        opt = self._optimization.optimizers
+            return self._reid_only_step(batch, optim)
         c, context = self.config, self.context
         precision = context.precision
-        if "target" not in batch:
-            raise ReidError("cut_reid needs unlabelled target images: add [[data.target]]")
         x, y, pids = context.inputs(batch, "images", "target.images", "pids")
         pids = pids.long()
         g, d = self.translator, self.discriminator
         layers = [*self.nce_layers, self.feature_layer]
 
         # 1. G step: translator, NCE heads and re-ID branch; D frozen
-        _requires_grad(d, False)
-        with precision.autocast():
-            code, feats = g.encode(x, layers)
-            source_feats, reid_input = feats[:-1], feats[-1]
-            fake = g.decode(code)
-            d_fake, d_fake_layers = d.features(fake)
-            with torch.no_grad():
-                _, d_target_layers = d.features(y)
-            fake_feats = g.features(fake, self.nce_layers)
-            loss_gen = lsgan(d_fake, 1.0)
-            loss_sim = feature_matching(d_target_layers, d_fake_layers, c.sim_type)
-            loss_nce = self.nce.nce(source_feats, fake_feats)
-            total = c.weight_gen * loss_gen + c.weight_sim * loss_sim + c.weight_nce * loss_nce
-            metrics = {"loss/gen": loss_gen, "loss/sim": loss_sim, "loss/nce": loss_nce}
-            if c.weight_idt > 0:
-                target_feats = g.features(y, self.nce_layers)
-                idt_feats = g.features(g(y), self.nce_layers)
-                loss_idt = self.nce.nce(target_feats, idt_feats)
-                total = total + c.weight_idt * loss_idt
-                metrics["loss/idt"] = loss_idt
-            if c.guide_gen:
-                reid_total, reid_metrics = self._reid_loss(reid_input, pids)
-                total = total + reid_total
-                metrics.update(reid_metrics)
-        for name in ("translator", "nce", "reid"):
-            opt[name].zero_grad(set_to_none=True)
-        precision.backward(total)
-        stepping = ("translator", "nce") + (("reid",) if c.guide_gen else ())
-        modules = self.modules()
-        context.sync_gradients(*(modules[name] for name in stepping))
-        for name in stepping:
-            precision.step(opt[name])
-        _requires_grad(d, True)
+        with optim.frozen(d):
+            with precision.autocast():
+                code, feats = g.encode(x, layers)
+                source_feats, reid_input = feats[:-1], feats[-1]
+                fake = g.decode(code)
+                d_fake, d_fake_layers = d.features(fake)
+                with torch.no_grad():
+                    _, d_target_layers = d.features(y)
+                fake_feats = g.features(fake, self.nce_layers)
+                loss_gen = lsgan(d_fake, 1.0)
+                loss_sim = feature_matching(d_target_layers, d_fake_layers, c.sim_type)
+                loss_nce = self.nce.nce(source_feats, fake_feats)
+                total = (c.weight_gen * loss_gen + c.weight_sim * loss_sim
+                         + c.weight_nce * loss_nce)
+                metrics = {"loss/gen": loss_gen, "loss/sim": loss_sim, "loss/nce": loss_nce}
+                if c.weight_idt > 0:
+                    target_feats = g.features(y, self.nce_layers)
+                    idt_feats = g.features(g(y), self.nce_layers)
+                    loss_idt = self.nce.nce(target_feats, idt_feats)
+                    total = total + c.weight_idt * loss_idt
+                    metrics["loss/idt"] = loss_idt
+                if c.guide_gen:
+                    reid_total, reid_metrics = self._reid_loss(reid_input, pids)
+                    total = total + reid_total
+                    metrics.update(reid_metrics)
+            optim.update(("translator", "nce") + (("reid",) if c.guide_gen else ()), total)
         metrics["loss/generator"] = total
 
         # 2. D step
@@ -186,10 +170,7 @@ class CutReid:
             loss_d_fake = lsgan(d_fake_again, 0.0)
             loss_d_sim = feature_matching(d_source_layers, d_fake_layers, c.sim_type)
             loss_d = c.weight_dis * (loss_d_real + loss_d_fake) + c.weight_sim * loss_d_sim
-        opt["discriminator"].zero_grad(set_to_none=True)
-        precision.backward(loss_d)
-        context.sync_gradients(d)
-        precision.step(opt["discriminator"])
+        optim.update("discriminator", loss_d)
         metrics.update({"loss/d_real": loss_d_real, "loss/d_fake": loss_d_fake,
                         "loss/d_sim": loss_d_sim, "loss/discriminator": loss_d})
 
@@ -197,37 +178,27 @@ class CutReid:
         if not c.guide_gen:
             with precision.autocast():
                 reid_total, reid_metrics = self._reid_loss(reid_input.detach(), pids)
-            opt["reid"].zero_grad(set_to_none=True)
-            precision.backward(reid_total)
-            context.sync_gradients(self.reid)
-            precision.step(opt["reid"])
+            optim.update("reid", reid_total)
             metrics.update(reid_metrics)
 
         metrics["loss"] = metrics["loss/generator"] + metrics["loss/discriminator"]
         self._maybe_log_images(step, {"source": x, "translated": fake_detached, "target": y})
-        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-                for k, v in metrics.items()}
+        return {k: v.detach() for k, v in metrics.items()}
 
-    def _reid_only_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
+    def _reid_only_step(self, batch: Batch, optim: StepOptimizers) -> dict[str, torch.Tensor]:
         """``translation = false``: the encoder and the re-ID branch step on the re-ID loss
-        of the source batch; the decoder, the discriminator and the NCE heads get no
-        gradient and do not step (the target batch, if any, is loaded but unused)."""
-        assert self._optimization is not None
-        opt, context = self._optimization.optimizers, self.context
-        precision = context.precision
+        of the source batch; the decoder (frozen: no gradient, not averaged over the
+        processes), the discriminator and the NCE heads do not step (the target batch is
+        loaded but unused)."""
+        context = self.context
         x, pids = context.inputs(batch, "images", "pids")
-        with precision.autocast():
-            code, _ = self.translator.encode(x)
-            total, metrics = self._reid_loss(code, pids.long())
-        for name in ("translator", "reid"):
-            opt[name].zero_grad(set_to_none=True)
-        precision.backward(total)
-        context.sync_gradients(self.translator.encoder, self.reid)
-        for name in ("translator", "reid"):
-            precision.step(opt[name])
+        with optim.frozen(self.translator.decoder):
+            with context.precision.autocast():
+                code, _ = self.translator.encode(x)
+                total, metrics = self._reid_loss(code, pids.long())
+            optim.update(("translator", "reid"), total)
         metrics["loss"] = total
-        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-                for k, v in metrics.items()}
+        return {k: v.detach() for k, v in metrics.items()}
 
     def _reid_loss(self, code: torch.Tensor, pids: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -262,14 +233,9 @@ class CutReid:
         """At the end of every ``log_images_every``-th epoch (and of the last one), a grid of
         source / translated / target rows (``images/translations`` in TensorBoard and
         ``<run>/images/translations/step-XXXXXXX.png``, step = steps done)."""
-        clock = self.context.clock
-        if clock is not None and clock.ends_epoch(self.config.log_images_every,
-                                                  self.context.recipe.train.epochs):
+        if self.context.clock.ends_epoch(self.config.log_images_every,
+                                         self.context.recipe.train.epochs):
             self.context.log_images("translations", rows, step + 1)
-
-
-def build(config: CutReidConfig, *, context: MethodContext) -> CutReid:
-    return CutReid(config, context)
 
 
 # --- contract example -----------------------------------------------------------------------

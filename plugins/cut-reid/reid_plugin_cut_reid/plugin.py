@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
-from reidcore.api import ComponentSpec, RecipeProblem, hookimpl
+from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, hookimpl
 
 from reid_plugin_cut_reid.config import (
     CutReidConfig,
@@ -17,9 +15,26 @@ from reid_plugin_cut_reid.config import (
     ResnetGeneratorConfig,
 )
 
+REID_API_VERSION = 2
+
 _PKG = "reid_plugin_cut_reid"
 METHOD = "cut_reid"
 ROLES = {"translator": "resnet_generator", "discriminator": "patch_discriminator"}
+
+CUT_REID_NEEDS = MethodNeeds(
+    # four Adams (translator, discriminator, PatchNCE heads, re-ID branch) with Synth-ReID's
+    # own settings and per-epoch multistep schedules: no [train] optimization key is read
+    train=(),
+    train_note="cut_reid sets its own optimizers and LR schedules: use method.lr / beta1 / "
+               "beta2 / weight_decay (translator, discriminator, re-ID branch), "
+               "method.head_beta2 / head_weight_decay (PatchNCE heads) and "
+               "method.milestones / reid_milestones / gamma (per-epoch steps)",
+    roles=ROLES,
+    losses=False,
+    losses_note="cut_reid sets its loss weights in [method] (weight_gen, weight_dis, "
+                "weight_nce, weight_idt, weight_sim, weight_x, weight_t)",
+    batch=("target",),
+)
 
 
 @hookimpl
@@ -63,7 +78,8 @@ def reid_losses() -> list[ComponentSpec]:
 def reid_methods() -> list[ComponentSpec]:
     return [
         ComponentSpec(name=METHOD, kind="method", config=CutReidConfig,
-                      build=f"{_PKG}.method:build", example=f"{_PKG}.method:recipe_example",
+                      build=f"{_PKG}.method:CutReid",
+                      example=f"{_PKG}.method:recipe_example", needs=CUT_REID_NEEDS,
                       summary="Synth-ReID: CUT translation (PatchNCE + LSGAN + feature "
                               "matching) with a joint ResNet re-ID branch"),
     ]
@@ -71,28 +87,19 @@ def reid_methods() -> list[ComponentSpec]:
 
 @hookimpl
 def reid_validate_recipe(recipe: Any, registry: Any) -> list[RecipeProblem]:
-    """A cut_reid recipe: target data, tanh normalisation, its own loss weights, and
-    only the translator / discriminator roles with components that fit them."""
+    """A cut_reid recipe, beyond what the core checks from its MethodNeeds (target data,
+    no [[losses]], only the translator / discriminator roles, no [train] optimization key):
+    tanh normalisation, the components that fit each role, and the evaluator's flip off
+    when the method adds the flipped image's feature itself."""
     if recipe.method.name != METHOD:
         return []
     problems = []
-    if not recipe.data.target:
-        problems.append(RecipeProblem("$.data.target", "cut_reid needs unlabelled target "
-                                      "images: add a [[data.target]] dataset"))
     if recipe.loader.normalize != "tanh":
         problems.append(RecipeProblem("$.loader.normalize", f"cut_reid's generator works in "
                                       f"[-1, 1]: expected 'tanh', got "
                                       f"{recipe.loader.normalize!r}"))
-    if recipe.losses:
-        problems.append(RecipeProblem("$.losses", "cut_reid sets its loss weights in "
-                                      "[method] (weight_gen, weight_dis, weight_nce, "
-                                      "weight_idt, weight_sim, weight_x, weight_t); remove "
-                                      "[[losses]]"))
     for role, section in recipe.generators.items():
-        if role not in ROLES:
-            problems.append(RecipeProblem(f"$.generators.{role}", f"cut_reid uses the roles "
-                                          f"{', '.join(ROLES)}; got unknown role '{role}'"))
-        elif section.name != ROLES[role]:
+        if role in ROLES and section.name != ROLES[role]:
             problems.append(RecipeProblem(f"$.generators.{role}.name", f"cut_reid's {role} "
                                           f"must be '{ROLES[role]}', got '{section.name}'"))
     if getattr(recipe.evaluate.config, "flip", False) and getattr(
@@ -109,7 +116,3 @@ def reid_add_commands(subparsers: Any) -> None:
 
     add_commands(subparsers)
 
-
-@hookimpl
-def reid_recipe_dirs() -> list[Path]:
-    return [Path(str(files(_PKG) / "recipes"))]

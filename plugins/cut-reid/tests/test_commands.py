@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from reidcore.api import load_recipe
-from reidcore.cli import main
-from reidcore.engine import checkpoint as ckpt
-from reidcore.plugins import get_plugins
+from reidcore.testing import installed_plugins, reid_cli, resolve_recipe, write_checkpoint
 
 from reid_plugin_cut_reid.commands import _load_translator, translate_folder
 
@@ -26,14 +23,12 @@ def run_dir(tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     shutil.copy(RECIPE, run / "recipe.toml")
     (run / "manifest.json").write_text(json.dumps({"num_classes": 40}))
-    plugins = get_plugins()
-    _, recipe = load_recipe(RECIPE, plugins)
+    recipe = resolve_recipe(RECIPE)
     section = recipe.generators["translator"]
     torch.manual_seed(0)
-    translator = plugins.registry.get("generator", section.name).create(section.config)
-    ckpt.save(run / "checkpoints" / "epoch-0001.pt",
-              {"format": ckpt.FORMAT, "epoch": 1, "modules": {"translator":
-                                                              translator.state_dict()}})
+    translator = installed_plugins().registry.get("generator", section.name).create(
+        section.config)
+    write_checkpoint(run / "checkpoints" / "epoch-0001.pt", {"translator": translator})
     return run, translator
 
 
@@ -47,8 +42,8 @@ def images(folder, count=3, size=(40, 20)):
 def test_translate_command_writes_every_image(run_dir, tmp_path, capsys):
     run, translator = run_dir
     images(tmp_path / "in")
-    code = main(["cut-reid-translate", str(run / "checkpoints" / "epoch-0001.pt"),
-                 str(tmp_path / "in"), str(tmp_path / "out")])
+    code = reid_cli("cut-reid-translate", str(run / "checkpoints" / "epoch-0001.pt"),
+                    str(tmp_path / "in"), str(tmp_path / "out"))
     assert code == 0
     assert "translated 3 image(s)" in capsys.readouterr().out
     outs = sorted(p.relative_to(tmp_path / "out").as_posix()
@@ -60,11 +55,11 @@ def test_translate_command_writes_every_image(run_dir, tmp_path, capsys):
     # checkpoint or from the run directory (its last checkpoint)
     theirs = translator.state_dict()
     for ref in (run / "checkpoints" / "epoch-0001.pt", run):
-        loaded, recipe = _load_translator(ref, get_plugins())
+        loaded, recipe = _load_translator(ref, installed_plugins())
         assert recipe.method.name == "cut_reid" and not loaded.training
         assert all(torch.equal(v, theirs[k]) for k, v in loaded.state_dict().items())
-    assert main(["cut-reid-translate", str(run), str(tmp_path / "in"),
-                 str(tmp_path / "out2")]) == 0
+    assert reid_cli("cut-reid-translate", str(run), str(tmp_path / "in"),
+                    str(tmp_path / "out2")) == 0
     with Image.open(tmp_path / "out2" / "img1.png") as a, \
             Image.open(tmp_path / "out" / "img1.png") as b:
         assert a.tobytes() == b.tobytes()
@@ -73,26 +68,26 @@ def test_translate_command_writes_every_image(run_dir, tmp_path, capsys):
 def test_translate_errors(run_dir, tmp_path, capsys):
     run, _ = run_dir
     checkpoint = str(run / "checkpoints" / "epoch-0001.pt")
-    assert main(["cut-reid-translate", checkpoint, str(tmp_path / "none"),
-                 str(tmp_path / "o")]) == 1
+    assert reid_cli("cut-reid-translate", checkpoint, str(tmp_path / "none"),
+                    str(tmp_path / "o")) == 1
     assert "input folder not found" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main(["cut-reid-translate", checkpoint, str(tmp_path / "empty"),
-                 str(tmp_path / "o")]) == 1
+    assert reid_cli("cut-reid-translate", checkpoint, str(tmp_path / "empty"),
+                    str(tmp_path / "o")) == 1
     assert "no images" in capsys.readouterr().err
-    assert main(["cut-reid-translate", str(tmp_path / "x.pt"), str(tmp_path / "empty"),
-                 str(tmp_path / "o")]) == 1
+    assert reid_cli("cut-reid-translate", str(tmp_path / "x.pt"), str(tmp_path / "empty"),
+                    str(tmp_path / "o")) == 1
     assert "no run directory or checkpoint" in capsys.readouterr().err
-    assert main(["cut-reid-translate", str(run), str(tmp_path / "empty"), str(tmp_path / "o"),
-                 "--which", "best"]) == 1
+    assert reid_cli("cut-reid-translate", str(run), str(tmp_path / "empty"), str(tmp_path / "o"),
+                    "--which", "best") == 1
     assert "no best checkpoint" in capsys.readouterr().err
     (run / "recipe.toml").unlink()
-    assert main(["cut-reid-translate", checkpoint, str(tmp_path / "empty"),
-                 str(tmp_path / "o")]) == 1
+    assert reid_cli("cut-reid-translate", checkpoint, str(tmp_path / "empty"),
+                    str(tmp_path / "o")) == 1
     assert "has no recipe.toml" in capsys.readouterr().err
     shutil.copy(RECIPE, run / "recipe.toml")
-    assert main(["cut-reid-translate", checkpoint, str(tmp_path / "empty"),
-                 str(tmp_path / "o"), "--size", "big"]) == 1
+    assert reid_cli("cut-reid-translate", checkpoint, str(tmp_path / "empty"),
+                    str(tmp_path / "o"), "--size", "big") == 1
     assert "--size" in capsys.readouterr().err
 
 
@@ -112,10 +107,10 @@ def test_fid_command(tmp_path, capsys):
     torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(),
                weights)
     images(tmp_path / "a", count=3)
-    assert main(["cut-reid-fid", str(tmp_path / "a"), str(tmp_path / "a"), "--weights",
-                 str(weights), "--size", "32x16"]) == 0
+    assert reid_cli("cut-reid-fid", str(tmp_path / "a"), str(tmp_path / "a"), "--weights",
+                    str(weights), "--size", "32x16") == 0
     out = capsys.readouterr().out
     assert out.startswith("FID 0.0000") and "3 vs 3 images" in out
-    assert main(["cut-reid-fid", str(tmp_path / "a"), str(tmp_path / "a"), "--weights",
-                 str(tmp_path / "missing.pth")]) == 1
+    assert reid_cli("cut-reid-fid", str(tmp_path / "a"), str(tmp_path / "a"), "--weights",
+                    str(tmp_path / "missing.pth")) == 1
     assert "weights file not found" in capsys.readouterr().err

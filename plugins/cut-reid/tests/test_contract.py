@@ -1,18 +1,14 @@
-"""The core's contract checks over every component this plugin registers."""
+"""What this plugin registers (the core's registry-wide contract test,
+tests/core/test_core_contracts.py, runs the contract checks on every component)."""
 
-import pytest
-from reidcore.testing import check_component, components_of, spec_id
-
-
-@pytest.mark.parametrize("spec", components_of("reid-plugin-cut-reid"), ids=spec_id)
-def test_contract(spec):
-    check_component(spec)
+from reidcore.testing import components_of
 
 
 def test_registers_what_the_readme_lists():
     names = {(spec.kind.value, spec.name) for spec in components_of("reid-plugin-cut-reid")}
     assert {("generator", "resnet_generator"), ("generator", "patch_discriminator"),
-            ("loss", "lsgan"), ("loss", "feature_matching"), ("loss", "patch_nce")} <= names
+            ("loss", "lsgan"), ("loss", "feature_matching"), ("loss", "patch_nce"),
+            ("method", "cut_reid")} <= names
 
 
 def test_hook_module_imports_no_torch():

@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 from reidcore.api import RecipeError, ReidError
-from reidcore.testing import components_of, method_context
+from reidcore.testing import (
+    components_of,
+    method_context,
+    reid_cli,
+    resolve_recipe,
+    step_optimizers,
+)
 
 from reid_plugin_cut_reid.config import CutReidConfig
 from reid_plugin_cut_reid.method import CutReid, recipe_example
@@ -31,9 +37,17 @@ def batch(seed=0):
             "target": {"images": torch.rand(4, 3, 64, 32, generator=g) * 2 - 1}}
 
 
+def train_step(method, data=None, step=0, optim=None):
+    """One ``training_step`` with the ``optim`` the engine would hand it (built from
+    ``method.configure_optimizers()`` when not given); returns (metrics, optim)."""
+    optim = optim if optim is not None else step_optimizers(method, method.context)
+    return method.training_step(batch() if data is None else data, step, optim), optim
+
+
 def record_steps(method):
-    order = []
-    for name, optimizer in method.configure_optimizers().optimizers.items():
+    """An ``optim`` for ``method`` whose optimizers record their steps in ``order``."""
+    optim, order = step_optimizers(method, method.context), []
+    for name, optimizer in optim.optimizers.items():
         original = optimizer.step
 
         def step(*args, _name=name, _original=original, **kwargs):
@@ -41,26 +55,38 @@ def record_steps(method):
             return _original(*args, **kwargs)
 
         optimizer.step = step
-    return order
+    return optim, order
 
 
 def test_training_step_runs_g_step_then_d_step():
     method = make()
-    order = record_steps(method)
-    metrics = method.training_step(batch(), 0)
+    optim, order = record_steps(method)
+    metrics, _ = train_step(method, optim=optim)
     assert order == ["translator", "nce", "reid", "discriminator"]
     expected = {"loss", "loss/gen", "loss/sim", "loss/nce", "loss/reid_ce", "accuracy",
                 "loss/generator", "loss/d_real", "loss/d_fake", "loss/d_sim",
                 "loss/discriminator"}
     assert expected <= set(metrics)
-    assert all(isinstance(v, float) and v == v for v in metrics.values())
+    # 0-d tensors, detached (the engine sums them on the device: no host sync per step)
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad
+               and torch.isfinite(v) for v in metrics.values())
 
 
 def test_without_guide_the_reid_branch_steps_last_on_detached_features():
     method = make(guide_gen=False)
-    order = record_steps(method)
-    method.training_step(batch(), 0)
+    optim, order = record_steps(method)
+    train_step(method, optim=optim)
     assert order == ["translator", "nce", "discriminator", "reid"]
+
+
+def test_every_parameter_of_every_optimizer_gets_a_gradient():
+    # the contract's check, for both update orders (the contract example runs guide_gen)
+    for guide in (True, False):
+        method = make(guide_gen=guide)
+        optim = step_optimizers(method, method.context)
+        optim.track_gradients()
+        train_step(method, optim=optim)
+        assert optim.untrained() == {}, guide
 
 
 @pytest.mark.parametrize("guide", [True, False])
@@ -68,8 +94,7 @@ def test_reid_loss_reaches_the_encoder_only_with_guide(guide):
     # every weight but the re-ID one is 0: the encoder's gradient is the re-ID loss's
     method = make(guide_gen=guide, weight_gen=0.0, weight_dis=0.0, weight_nce=0.0,
                   weight_sim=0.0)
-    method.configure_optimizers()
-    method.training_step(batch(), 0)
+    train_step(method)
     grads = [p.grad for p in method.translator.encoder.parameters()]
     norm = sum(float(g.abs().sum()) for g in grads if g is not None)
     assert (norm > 0) == guide
@@ -81,13 +106,13 @@ def test_without_translation_only_the_reid_loss_trains_encoder_and_branch():
     keep their weights; the encoder's gradient is the re-ID loss's, i.e. the one of a full
     step whose other loss weights are all 0 (same weights, same batch)."""
     method = make(translation=False)
-    order = record_steps(method)
+    optim, order = record_steps(method)
     before = {name: [p.detach().clone() for p in module.parameters()]
               for name, module in (("decoder", method.translator.decoder),
                                    ("discriminator", method.discriminator),
                                    ("nce", method.nce), ("encoder", method.translator.encoder),
                                    ("reid", method.reid))}
-    metrics = method.training_step(batch(), 0)
+    metrics, _ = train_step(method, optim=optim)
     assert order == ["translator", "reid"]
     assert set(metrics) == {"loss", "loss/reid_ce", "accuracy"}
     for name in ("decoder", "discriminator", "nce"):
@@ -99,9 +124,10 @@ def test_without_translation_only_the_reid_loss_trains_encoder_and_branch():
     for name, module in (("encoder", method.translator.encoder), ("reid", method.reid)):
         assert any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters(),
                                                           strict=True)), name
+    # the decoder is frozen for the update only (not averaged over processes either)
+    assert all(p.requires_grad for p in method.translator.decoder.parameters())
     reference = make(weight_gen=0.0, weight_dis=0.0, weight_nce=0.0, weight_sim=0.0)
-    reference.configure_optimizers()
-    reference.training_step(batch(), 0)
+    train_step(reference)
     for a, b in zip(method.translator.encoder.parameters(),
                     reference.translator.encoder.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7)
@@ -111,8 +137,8 @@ def test_without_translation_only_the_reid_loss_trains_encoder_and_branch():
 
 def test_discriminator_is_not_updated_by_the_generator_loss():
     method = make()
-    method.configure_optimizers()
-    d_opt = method._optimization.optimizers["discriminator"]  # noqa: SLF001
+    optim = step_optimizers(method, method.context)
+    d_opt = optim["discriminator"]
     seen = {}
     original = d_opt.zero_grad
 
@@ -122,13 +148,15 @@ def test_discriminator_is_not_updated_by_the_generator_loss():
         return original(*args, **kwargs)
 
     d_opt.zero_grad = zero_grad
-    method.training_step(batch(), 0)
+    train_step(method, optim=optim)
     assert all(g is None for g in seen["grads"])
+    # and D is trainable again after the G step's freeze
+    assert all(p.requires_grad for p in method.discriminator.parameters())
 
 
 def test_identity_nce_option_adds_a_term():
     method = make(weight_idt=0.5)
-    metrics = method.training_step(batch(), 0)
+    metrics, _ = train_step(method)
     assert "loss/idt" in metrics and metrics["loss/idt"] > 0
 
 
@@ -137,11 +165,13 @@ def test_optimizers_follow_the_notes():
     opt = method.configure_optimizers().optimizers
     assert set(opt) == {"translator", "discriminator", "nce", "reid"}
     for name in ("translator", "discriminator", "reid"):
-        group = opt[name].param_groups[0]
+        (group,) = opt[name].param_groups
         assert isinstance(opt[name], torch.optim.Adam)
-        assert group["lr"] == 2e-4 and group["betas"] == (0.5, 0.999)
-        assert group["weight_decay"] == 5e-4
-    heads = opt["nce"].param_groups[0]
+        assert group["name"] == name and group["lr"] == 2e-4
+        assert group["betas"] == (0.5, 0.999) and group["eps"] == 1e-8
+        assert group["weight_decay"] == 5e-4 and not group["amsgrad"]
+    (heads,) = opt["nce"].param_groups
+    assert isinstance(opt["nce"], torch.optim.Adam) and heads["lr"] == 2e-4
     assert heads["betas"] == (0.5, 0.99) and heads["weight_decay"] == 5e-3
     # the BNNeck bias is frozen and left out
     reid_params = {id(p) for p in opt["reid"].param_groups[0]["params"]}
@@ -186,12 +216,12 @@ def test_translation_grid_is_logged_at_the_end_of_every_nth_epoch(tmp_path):
     context.run_dir = tmp_path
     context.recipe = attrs.evolve(context.recipe,
                                   train=attrs.evolve(context.recipe.train, epochs=3))
-    method.configure_optimizers()
+    optim = step_optimizers(method, context)
     step = 0
     for epoch in range(3):  # as the engine moves the clock: 2 steps per epoch
         context.clock.start_epoch(epoch, 2)
         for _ in range(2):
-            method.training_step(batch(step), step)
+            train_step(method, batch(step), step, optim)
             context.clock.advance()
             step += 1
     grids = sorted(p.name for p in (tmp_path / "images" / "translations").glob("*.png"))
@@ -202,11 +232,8 @@ def test_translation_grid_is_logged_at_the_end_of_every_nth_epoch(tmp_path):
 
 
 def test_contract_example_recipe_passes_the_plugins_validation():
-    from reidcore.plugins import get_plugins
-
-    plugins = get_plugins()
     raw = {**recipe_example(), "method": {"name": "cut_reid", **recipe_example()["method"]}}
-    assert resolve(raw, plugins).method.name == "cut_reid"
+    assert resolve(raw).method.name == "cut_reid"
 
 
 # --- recipes ----------------------------------------------------------------------------------
@@ -214,29 +241,20 @@ def test_contract_example_recipe_passes_the_plugins_validation():
 RECIPES = Path(__file__).resolve().parents[1] / "reid_plugin_cut_reid" / "recipes"
 
 
-def resolve(raw, plugins=None):
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import resolve as resolve_recipe
-
-    plugins = plugins or get_plugins()
-    return resolve_recipe(raw, "test.toml", plugins.registry, plugins.hook)
+def resolve(raw, overrides=()):
+    return resolve_recipe(raw, overrides)
 
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.toml")), ids=lambda p: p.stem)
 def test_packaged_recipes_are_valid(path):
-    from reidcore.api import load_recipe
-    from reidcore.plugins import get_plugins
-
-    _, recipe = load_recipe(path, get_plugins())
+    recipe = resolve_recipe(path)
     assert recipe.name == path.stem
+    assert reid_cli("check", path) == 0
 
 
 def test_baseline_recipe_evaluates_with_flip():
     """The authors' baseline config evaluates with flip TTA (eval_flip: True)."""
-    from reidcore.api import load_recipe
-    from reidcore.plugins import get_plugins
-
-    _, recipe = load_recipe(RECIPES / "gta2market-baseline.toml", get_plugins())
+    recipe = resolve_recipe(RECIPES / "gta2market-baseline.toml")
     assert recipe.evaluate.config.flip is True and recipe.evaluate.config.metric == "euclidean"
 
 
@@ -259,6 +277,36 @@ def test_validation_reports_every_cut_reid_problem():
     assert paths == {"$.data.target", "$.loader.normalize", "$.losses",
                      "$.generators.translator.name", "$.generators.painter",
                      "$.evaluate.flip"}
+    # the evaluator's flip is refused only while the method adds the flip itself
+    raw = {**recipe_example(), "method": {"name": "cut_reid", "eval_flip": False},
+           "evaluate": {"name": "ranking", "flip": True}}
+    assert resolve(raw).evaluate.config.flip is True
+
+
+@pytest.mark.parametrize("key, value", [
+    ("lr", "0.1"), ("optimizer", "sgd"), ("weight_decay", "0.01"), ("momentum", "0.5"),
+    ("schedule", "cosine"), ("schedule_by", "step"), ("milestones", "[2]"), ("gamma", "0.5"),
+    ("min_lr_factor", "0.1"), ("warmup_epochs", "1"), ("warmup_factor", "0.5")])
+def test_train_optimization_keys_are_refused_naming_the_methods_own(key, value):
+    """cut_reid builds its optimizers and schedules from [method]: every [train]
+    optimization key is refused (never silently ignored), naming method.* instead."""
+    raw = {**recipe_example(), "method": {"name": "cut_reid"}}
+    with pytest.raises(RecipeError) as info:
+        resolve(raw, [f"train.{key}={value}"])
+    (problem,) = info.value.problems
+    assert problem.path == f"$.train.{key}"
+    assert "method.lr" in problem.message and "method.milestones" in problem.message
+
+
+def test_train_settings_the_engine_applies_still_reach_the_optimizers():
+    """train.lr_mult (per optimizer name) applies on top of method.lr."""
+    context = method_context(components_of("reid-plugin-cut-reid", ["method"])[0],
+                             {**recipe_example(), "train": {"lr_mult": {"nce": 0.5}}})
+    method = CutReid(CutReidConfig(num_patches=16, reid_layers=[1, 1, 1], reid_width=8),
+                     context)
+    opt = method.configure_optimizers().optimizers
+    assert opt["nce"].param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert opt["translator"].param_groups[0]["lr"] == 2e-4
 
 
 def test_paper_recipe_builds_the_paper_networks(capsys):
@@ -266,9 +314,7 @@ def test_paper_recipe_builds_the_paper_networks(capsys):
     # (A.10 check 1) for the GTASynthReid recipe, 538 source identities
     import json
 
-    from reidcore.cli import main
-
-    assert main(["check", "cut-reid-gta2market", "--build", "--json"]) == 0
+    assert reid_cli("check", "cut-reid-gta2market", "--build", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["num_classes"] == 538
     assert report["modules"] == {
@@ -285,17 +331,18 @@ def test_benchmark_clean_arm_is_the_recipe_without_translation():
     recipe with ``method.translation = false`` and nothing else changed (but its name)."""
     import importlib.util
 
-    from reidcore.plugins import get_plugins
-    from reidcore.recipe import read_toml, to_dict
+    import attrs
 
     path = RECIPES.parents[1] / "benchmarks" / "synthetic_transfer.py"
     spec = importlib.util.spec_from_file_location("synthetic_transfer", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    arms = bench.arms(read_toml(bench.RECIPE))
-    plugins = get_plugins()
-    cut, clean = (to_dict(resolve(arms[name], plugins)) for name in ("cut_reid", "no_translation"))
-    assert cut["method"]["translation"] is True and clean["method"]["translation"] is False
-    for recipe in (cut, clean):
-        del recipe["name"], recipe["method"]["translation"]
-    assert cut == clean
+    arms = bench.arms(bench.raw_recipe())
+    cut, clean = (resolve(arms[name]) for name in ("cut_reid", "no_translation"))
+    assert cut.method.config.translation is True and clean.method.config.translation is False
+    assert attrs.evolve(clean.method.config, translation=True) == cut.method.config
+    raw = {**arms["no_translation"], "name": arms["cut_reid"]["name"],
+           "method": {k: v for k, v in arms["no_translation"]["method"].items()
+                      if k != "translation"}}
+    assert raw == arms["cut_reid"]
+    assert attrs.evolve(clean, name=cut.name, method=cut.method) == cut
