@@ -131,9 +131,9 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
     metric = args.metric or "euclidean"
     try:
         config = RankingConfig(
-            metric=metric, normalisation=args.normalisation, rerank=args.rerank,
+            metric=metric, normalisation=args.normalisation, rerank=args.rerank,  # type: ignore[arg-type]
             k1=args.k1, k2=args.k2, lambda_value=args.lambda_value,
-            query_expansion=args.query_expansion, ranks=ranks,
+            query_expansion=args.query_expansion, ranks=ranks,  # type: ignore[arg-type]
             max_rank=max(args.max_rank, *ranks), protocol=args.protocol,
             average_precision=args.average_precision, sgs_repeats=args.sgs_repeats,
             seed=args.seed)
@@ -147,6 +147,7 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
     evaluator = RankingEvaluator(config)
     metrics = evaluator.evaluate(feature_set(query), feature_set(gallery))
     result = evaluator.last_result
+    assert result is not None  # set by evaluate()
     if args.per_query is not None:
         result.write_per_query(args.per_query, query["paths"] or None)
     if args.json:
@@ -214,7 +215,8 @@ def command_extract(args: argparse.Namespace, plugins: Any) -> int:
     extractor = FeatureExtractor(args.run, checkpoint=args.checkpoint, device=args.device,
                                  plugins=plugins, batch_size=args.batch_size)
     features = extractor(images)
-    arrays = {"features": features.numpy(), "paths": np.array([str(p) for p in images])}
+    arrays: dict[str, Any] = {
+        "features": features.numpy(), "paths": np.array([str(p) for p in images])}
     if labels is not None:
         arrays["pids"] = labels.pids
         if labels.camids is not None:

@@ -69,7 +69,7 @@ def name_problems(recipe: Any, optimization: Any, evaluator: Any) -> list[Recipe
     problems = []
     groups = group_names(optimization) if optimization is not None else None
     for key in train.lr_mult if groups is not None else ():
-        if key not in groups:
+        if groups is not None and key not in groups:
             problems.append(_unknown(f"$.train.lr_mult.{key}", key, groups,
                                      f"parameter group of method '{method}' named"))
     if train.freeze_epochs and groups is not None:  # freeze_epochs = 0: freeze names nothing

@@ -71,7 +71,7 @@ def set_tf32(enabled: bool) -> None:
     if _new_api():
         value = "tf32" if enabled else "ieee"
         torch.backends.cuda.matmul.fp32_precision = value
-        torch.backends.cudnn.conv.fp32_precision = value
+        torch.backends.cudnn.conv.fp32_precision = value  # type: ignore[attr-defined]
     else:  # PyTorch before 2.9
         torch.backends.cuda.matmul.allow_tf32 = enabled
         torch.backends.cudnn.allow_tf32 = enabled
@@ -81,7 +81,7 @@ def tf32_flags() -> dict[str, Any]:
     """The backend flags as they are now, read through the API this torch uses."""
     if _new_api():
         return {"matmul": torch.backends.cuda.matmul.fp32_precision,
-                "conv": torch.backends.cudnn.conv.fp32_precision}
+                "conv": torch.backends.cudnn.conv.fp32_precision}  # type: ignore[attr-defined]
     return {"matmul": bool(torch.backends.cuda.matmul.allow_tf32),
             "conv": bool(torch.backends.cudnn.allow_tf32)}
 
@@ -90,7 +90,7 @@ def restore_flags(flags: dict[str, Any]) -> None:
     """Put back flags read by :func:`tf32_flags` (through the same API)."""
     if _new_api():
         torch.backends.cuda.matmul.fp32_precision = flags["matmul"]
-        torch.backends.cudnn.conv.fp32_precision = flags["conv"]
+        torch.backends.cudnn.conv.fp32_precision = flags["conv"]  # type: ignore[attr-defined]
     else:
         torch.backends.cuda.matmul.allow_tf32 = flags["matmul"]
         torch.backends.cudnn.allow_tf32 = flags["conv"]

@@ -165,10 +165,10 @@ class Trainer:
         self.splits = splits
         self.logger.print(f"data ready in {time.perf_counter() - started:.1f}s: "
                           + ", ".join(f"{role} {len(v)}" for role, v in splits.items()))
-        self.train_loader = build_train_loader(splits["source"], splits["target"], recipe.loader,
-                                               seed=recipe.seed, rank=self.dist.rank,
-                                               world_size=self.dist.world_size,
-                                               steps_per_epoch=cfg.steps_per_epoch)
+        self.train_loader: Any = build_train_loader(
+            splits["source"], splits["target"], recipe.loader, seed=recipe.seed,
+            rank=self.dist.rank, world_size=self.dist.world_size,
+            steps_per_epoch=cfg.steps_per_epoch)
         self.test_names = section_names(recipe.data.test)
         # every rank embeds its shard of the test sets; rank 0 gathers and scores them
         self.test_sets = build_test_loaders(splits["test"], recipe.loader, names=self.test_names,
