@@ -53,7 +53,8 @@ class BaselineNetwork(nn.Module):
 
 class Baseline:
     """A :class:`reidcore.interfaces.Method`. Modules: ``network`` and ``losses`` (the latter
-    has parameters only with a center loss, trained by its own SGD optimizer ``center``).
+    has parameters only with a center loss, trained by its own SGD optimizer ``center``, or
+    a margin head such as ArcFace, trained in the main optimizer's group ``losses``).
     A plain object, not an ``nn.Module``: ``modules()`` is the Method contract's."""
 
     def __init__(self, config: BaselineConfig, context: MethodContext):
