@@ -97,6 +97,25 @@ def positive_ranks(row, g_pids, g_camids, g_order, start, end, q_pid, q_camid,
     return ranks, nan_seen
 
 
+@numba.njit(cache=True, nogil=True)
+def query_metrics(ranks):
+    """AP (standard and interpolated), first-match rank (1-based) and INP of one query
+    from the 0-based ranks of its true matches, in increasing order (zeros when none):
+    shared by the one-process kernel and the sharded gallery's count merge."""
+    n = ranks.shape[0]
+    if n == 0:
+        return 0.0, 0.0, 0, 0.0
+    s = 0.0
+    s_interp = 0.0
+    for k in range(n):
+        r = ranks[k]
+        precision = (k + 1.0) / (r + 1.0)
+        old_precision = k / r if r != 0 else 1.0
+        s += precision
+        s_interp += (old_precision + precision) / 2.0
+    return s / n, s_interp / n, ranks[0] + 1, n / (ranks[n - 1] + 1.0)
+
+
 @numba.njit(cache=True, parallel=True, nogil=True)
 def rank_kernel(distmat, q_pids, q_camids, g_pids, g_camids, use_cams, self_index,
                 g_order, grp_start, grp_end, ap, ap_interp, first, inp, npos, nan_flag):
@@ -111,24 +130,6 @@ def rank_kernel(distmat, q_pids, q_camids, g_pids, g_camids, use_cams, self_inde
         ranks, nan_seen = positive_ranks(
             distmat[qi], g_pids, g_camids, g_order, grp_start[qi], grp_end[qi],
             q_pids[qi], q_camids[qi], use_cams, self_index[qi])
-        n = ranks.shape[0]
-        npos[qi] = n
+        npos[qi] = ranks.shape[0]
         nan_flag[qi] = nan_seen
-        if n == 0:
-            ap[qi] = 0.0
-            ap_interp[qi] = 0.0
-            first[qi] = 0
-            inp[qi] = 0.0
-            continue
-        s = 0.0
-        s_interp = 0.0
-        for k in range(n):
-            r = ranks[k]
-            precision = (k + 1.0) / (r + 1.0)
-            old_precision = k / r if r != 0 else 1.0
-            s += precision
-            s_interp += (old_precision + precision) / 2.0
-        ap[qi] = s / n
-        ap_interp[qi] = s_interp / n
-        first[qi] = ranks[0] + 1
-        inp[qi] = n / (ranks[n - 1] + 1.0)
+        ap[qi], ap_interp[qi], first[qi], inp[qi] = query_metrics(ranks)

@@ -30,6 +30,7 @@ from numba import prange
 
 from reidcore.errors import ReidError
 from reidcore.evaluation.ranking import GalleryIndex, RankResult, _Partial, combine
+from reidcore.evaluation.ranking_kernels import query_metrics
 
 
 def shard_bounds(num_gallery: int, world_size: int, rank: int) -> tuple[int, int]:
@@ -114,28 +115,12 @@ def _metrics(ptr, counts, ap, ap_interp, first, inp, npos):
         a = ptr[qi]
         n = ptr[qi + 1] - a
         npos[qi] = n
-        if n == 0:
-            ap[qi] = 0.0
-            ap_interp[qi] = 0.0
-            first[qi] = 0
-            inp[qi] = 0.0
-            continue
-        s = 0.0
-        s_interp = 0.0
+        ranks = np.empty(n, np.int64)  # k-th match's rank: k + what ranks ahead of it
         before = 0
-        r = 0
         for k in range(n):
             before += counts[a + k]
-            r = k + before
-            if k == 0:
-                first[qi] = r + 1
-            precision = (k + 1.0) / (r + 1.0)
-            old_precision = k / r if r != 0 else 1.0
-            s += precision
-            s_interp += (old_precision + precision) / 2.0
-        ap[qi] = s / n
-        ap_interp[qi] = s_interp / n
-        inp[qi] = n / (r + 1.0)
+            ranks[k] = k + before
+        ap[qi], ap_interp[qi], first[qi], inp[qi] = query_metrics(ranks)
 
 
 def _local_self_index(query_gallery_index, offset: int, shard_size: int,
