@@ -61,6 +61,11 @@ def build_parser(plugins: Any) -> argparse.ArgumentParser:
     run.add_argument("--nproc", type=int, default=1, metavar="N",
                      help="train with N DistributedDataParallel processes (gloo on CPU, "
                           "nccl on CUDA); under torchrun leave it out")
+    run.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                     help="run the recipe once per seed into --out/seed-<N> (each an ordinary "
+                          "run; started again, completed seeds are kept and a killed one "
+                          "resumes) and write --out/seeds.json with each metric's mean, sd, "
+                          "min and max")
     run.set_defaults(func=command_run)
 
     check = subparsers.add_parser("check", parents=[common],
@@ -158,6 +163,16 @@ def command_run(args: argparse.Namespace, plugins: Any) -> int:
         raise ReidError(f"--nproc must be at least 1, got {args.nproc}")
     if args.allow_recipe_change and not args.resume:
         raise ReidError("--allow-recipe-change applies to --resume only")
+    if args.seeds:
+        if args.resume:
+            raise ReidError("--seeds resumes by itself: run the same command again (completed "
+                            "seeds are kept, a killed one resumes); leave out --resume")
+        from reidcore.engine.seed_group import run_seeds
+
+        group = run_seeds(recipe, plugins, args.seeds, args.out, recipe_name=path.stem,
+                          source=path, nproc=args.nproc)
+        print(json.dumps(group["metrics"], indent=2))
+        return 0
     summary = run_chain(recipe, plugins, args.out, resume=args.resume, recipe_name=path.stem,
                         source=path, nproc=args.nproc,
                         allow_recipe_change=args.allow_recipe_change)

@@ -10,10 +10,12 @@ import argparse
 
 
 def add_core_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``reid data ...``, ``reid eval`` and ``reid extract``."""
+    """Register ``reid data ...``, ``reid eval``, ``reid extract`` and ``reid compare``."""
     from reidcore.data.commands import add_data_commands
     from reidcore.engine.commands import add_eval_command, add_extract_command
+    from reidcore.engine.compare import add_compare_command
 
     add_data_commands(subparsers)
     add_eval_command(subparsers)
     add_extract_command(subparsers)
+    add_compare_command(subparsers)

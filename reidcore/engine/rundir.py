@@ -120,11 +120,16 @@ class RunDirectory:
     @property
     def completed(self) -> bool:
         """True when the directory holds a run that finished (its summary says so)."""
+        summary = self.summary()
+        return summary is not None and summary.get("status") == "completed"
+
+    def summary(self) -> dict[str, Any] | None:
+        """The run's ``summary.json`` (None when there is none, or it does not read)."""
         try:
             summary = json.loads(self.summary_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return False
-        return isinstance(summary, dict) and summary.get("status") == "completed"
+            return None
+        return summary if isinstance(summary, dict) else None
 
     def manifest(self) -> dict[str, Any] | None:
         """The run's ``manifest.json`` (None when there is none)."""
