@@ -41,6 +41,7 @@ from reidcore.errors import RecipeError, RecipeFileError, RecipeProblem, did_you
 from reidcore.fileio import atomic_write_text
 from reidcore.needs import needs_problems
 from reidcore.registry import Kind, Registry
+from reidcore.tracking import mlflow_problems
 from reidcore.train_config import TrainConfig
 
 
@@ -363,6 +364,7 @@ def resolve(raw: dict[str, Any], source: str, registry: Registry, hook: Any | No
         raise RecipeError(source, problems)
     recipe = Recipe(**values)
     problems += needs_problems(recipe, registry)
+    problems += mlflow_problems(recipe.train.mlflow)
     if hook is not None:
         for found in hook.reid_validate_recipe(recipe=recipe, registry=registry):
             problems += list(found or ())

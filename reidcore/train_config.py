@@ -110,3 +110,10 @@ class TrainConfig:
     """Metric (of the first test set) that chooses ``best.pt``."""
     ranked_pictures: int = attrs.field(default=8, validator=attrs.validators.ge(0))
     """Queries shown in the ranked-results picture of the final evaluation (0 = none)."""
+    mlflow: str = ""
+    """Also record the run in MLflow (the optional extra ``reidcore[mlflow]``; TensorBoard
+    stays): ``""`` off; ``"local"`` a local store beside the run directory (``mlflow.db``
+    and ``mlartifacts/`` in its parent folder: no server needed); else a tracking URI
+    (``sqlite:///path.db``, ``http://host:5000``). Params are the resolved recipe, metrics
+    what TensorBoard gets, artifacts the run directory's recipe, manifest, summary, metrics
+    and pictures."""

@@ -43,10 +43,12 @@ class Progress:
 class RunLogger:
     """Writes to the run directory; every method is a no-op when ``enabled`` is False."""
 
-    def __init__(self, run_dir: Path, enabled: bool = True, quiet: bool = False):
+    def __init__(self, run_dir: Path, enabled: bool = True, quiet: bool = False,
+                 tracker: Any = None):
         self.run_dir = run_dir
         self.enabled = enabled
         self.quiet = quiet
+        self.tracker = tracker  # an optional experiment tracker (reidcore.tracking)
         self._writer: Any = None
         self._jsonl: Any = None
         if enabled:
@@ -70,6 +72,8 @@ class RunLogger:
         record.update({k: float(v) for k, v in values.items()})
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
+        if self.tracker is not None:
+            self.tracker.scalars({f"{tb_prefix}{k}": v for k, v in values.items()}, step)
 
     def image(self, tag: str, image: Any, step: int) -> None:
         """``image``: H x W x 3 uint8 array (or a PIL image)."""
@@ -79,7 +83,14 @@ class RunLogger:
 
         self._writer.add_image(tag, np.asarray(image), step, dataformats="HWC")
 
+    def finish(self, artifacts: Sequence[Path]) -> None:
+        """The run completed: the tracker (if any) gets its files and is marked finished."""
+        if self.tracker is not None:
+            self.tracker.finish(artifacts)
+
     def close(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()

@@ -49,7 +49,7 @@ BEST_CHECKPOINT = "best.pt"
 
 SAFE_RESUME_CHANGES = ("name", "description", "train.epochs", "train.eval_every",
                        "train.log_every", "train.checkpoint_every", "train.keep_last",
-                       "train.ranked_pictures", "train.nonfinite")
+                       "train.ranked_pictures", "train.nonfinite", "train.mlflow")
 """Recipe keys ``--allow-recipe-change`` lets a resumed run change: they change how long or
 how visibly the run goes on, not what its checkpoints mean."""
 

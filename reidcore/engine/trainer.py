@@ -149,7 +149,8 @@ class Trainer:
         seed_everything(recipe.seed, cfg.deterministic)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, quiet=self.quiet)
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, quiet=self.quiet,
+                                tracker=self._tracker())
 
         # data: rank 0 first (the synthetic dataset generates itself), then the others
         if not recipe.data.source:
@@ -411,6 +412,16 @@ class Trainer:
             return True
         return False
 
+    def _tracker(self) -> Any:
+        """The MLflow tracker when ``train.mlflow`` asks for one (rank 0 only)."""
+        if not (self.train_cfg.mlflow and self.dist.is_main):
+            return None
+        from reidcore.recipe import to_dict
+        from reidcore.tracking import MlflowTracker
+
+        return MlflowTracker(self.train_cfg.mlflow, self.run_dir,
+                             self.recipe.name or "reid", to_dict(self.recipe))
+
     def finish(self, seconds: float) -> dict[str, Any]:
         per_set = {name: {k.split("/", 1)[1]: v for k, v in self.last_metrics.items()
                           if k.startswith(f"{name}/")} for name in self.test_names}
@@ -421,6 +432,9 @@ class Trainer:
                    "evaluation": describe_evaluation(self.evaluator, self.test_sets)}
         if self.dist.is_main:
             write_json(self.files.summary_file, summary)
+            files = self.files
+            self.logger.finish([files.recipe_file, files.manifest_file, files.summary_file,
+                                files.metrics_file, *sorted(self.run_dir.glob("*.png"))])
             if self.test_names:
                 self.logger.print(summary_table(self.last_metrics, self.test_names))
             self.logger.print(f"run directory: {self.run_dir}")
