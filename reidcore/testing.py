@@ -276,6 +276,29 @@ def run_recipe(recipe: Any, out: Path, *, overrides: Sequence[str] = (), resume:
                       recipe_name=name or recipe.name or "recipe", nproc=nproc, quiet=quiet)
 
 
+def run_seeds(recipe: Any, out: Path, seeds: Sequence[int], *, overrides: Sequence[str] = (),
+              quiet: bool = True, name: str | None = None) -> dict[str, Any]:
+    """``recipe`` once per seed into ``out/seed-<N>``, as ``reid run --seeds`` does (completed
+    seeds are kept, a killed one resumes); returns ``seeds.json``'s content: per test set
+    and metric the mean, sd, min, max and per-seed values."""
+    from reidcore.engine.seed_group import run_seeds as engine_run_seeds
+
+    if not hasattr(recipe, "method"):
+        recipe = resolve_recipe(recipe, overrides)
+    return engine_run_seeds(recipe, installed_plugins(), list(seeds), Path(out),
+                            recipe_name=name or recipe.name or "recipe", quiet=quiet)
+
+
+def compare_runs(paths: Sequence[Path], metrics: Sequence[str] | None = None,
+                 test_set: str | None = None) -> tuple[dict[str, Any], str]:
+    """``reid compare`` as data and as its printed table: runs and seed groups side by
+    side, each later arm paired with the first over their common seeds."""
+    from reidcore.engine.compare import compare, format_comparison
+
+    result = compare([Path(p) for p in paths], test_set, list(metrics) if metrics else None)
+    return result, format_comparison(result)
+
+
 def reid_cli(*args: str | Path) -> int:
     """Run the ``reid`` command line in this process; returns its exit code (read its
     output with pytest's ``capsys``)."""

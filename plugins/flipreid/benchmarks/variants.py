@@ -7,30 +7,30 @@ printed seconds show; ``--equal-compute`` gives the other two variants twice the
 
     python plugins/flipreid/benchmarks/variants.py --seeds 0 1 2 [--set train.epochs=8]
 
-Prints one row per run and mean +- standard deviation per variant, and writes them as JSON
-(``--json PATH``). It measures; it asserts nothing.
+Each variant is a seed group of the core's multi-seed runner (``reid run --seeds``:
+``OUT/<variant>/seed-<N>``, resumable, with ``seeds.json``); the table is ``reid compare``'s
+(mean +- sd per variant, each variant minus ``plain`` paired over the seeds). Writes the
+per-variant figures and seconds as JSON (``--json PATH``). It measures; it asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 VARIANTS = ("plain", "flip_tta", "flipreid")
 
 
-def sd(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def run_one(recipe_ref: str, variant: str, seed: int, overrides: list[str], out: Path,
-            test_set: str, epochs_factor: int = 1) -> dict[str, float]:
+def variant_recipe(recipe_ref: str, variant: str, overrides: list[str],
+                   epochs_factor: int = 1) -> Any:
+    """The recipe of one variant: the method's own losses per variant (flipping only for
+    flipreid), the overrides, and the epochs scaled for ``--equal-compute``."""
     from reidcore.api import load_recipe
-    from reidcore.testing import installed_plugins, resolve_recipe, run_recipe
+    from reidcore.testing import installed_plugins, resolve_recipe
 
     try:
         import tomllib
@@ -39,21 +39,17 @@ def run_one(recipe_ref: str, variant: str, seed: int, overrides: list[str], out:
 
     path, _ = load_recipe(recipe_ref, installed_plugins())
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    raw.pop("losses", None)  # the method's defaults per variant (flipping only for flipreid)
-    sets = [f"method.variant={variant}", f"seed={seed}", *overrides]
-    recipe = resolve_recipe(raw, overrides=sets)
+    raw.pop("losses", None)
+    recipe = resolve_recipe(raw, overrides=[f"method.variant={variant}", *overrides])
     if epochs_factor != 1:
         recipe.train.epochs *= epochs_factor
         recipe.train.eval_every = recipe.train.epochs
-    started = time.perf_counter()
-    summary = run_recipe(recipe, out / f"{variant}-seed{seed}", name=f"{path.stem}-{variant}")
-    seconds = time.perf_counter() - started
-    metrics = summary["metrics"][test_set]
-    return {"mAP": float(metrics["mAP"]), "rank1": float(metrics["rank1"]),
-            "seconds": seconds}
+    return recipe
 
 
 def main() -> None:
+    from reidcore.testing import compare_runs, run_seeds
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="flipreid-synthetic")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -64,31 +60,32 @@ def main() -> None:
     parser.add_argument("--equal-compute", action="store_true",
                         help="plain and flip_tta train twice the epochs (FlipReID's steps "
                              "embed two views)")
-    parser.add_argument("--out", type=Path, default=None, help="run directories (default: tmp)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="seed groups, one per variant (default: tmp)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     out = args.out or Path(tempfile.mkdtemp(prefix="flipreid-variants-"))
-    results: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants}
-    for seed in args.seeds:
-        for variant in args.variants:
-            factor = 2 if args.equal_compute and variant != "flipreid" else 1
-            row = run_one(args.recipe, variant, seed, args.overrides, out, args.test_set, factor)
-            results[variant].append({"seed": seed, **row})
-            print(f"{variant:9s} seed {seed}: mAP {100 * row['mAP']:6.2f}  "
-                  f"rank-1 {100 * row['rank1']:6.2f}  {row['seconds']:7.1f}s", flush=True)
+    table: dict[str, dict[str, Any]] = {}
+    for variant in args.variants:
+        factor = 2 if args.equal_compute and variant != "flipreid" else 1
+        recipe = variant_recipe(args.recipe, variant, args.overrides, factor)
+        started = time.perf_counter()
+        group = run_seeds(recipe, out / variant, args.seeds, name=f"{args.recipe}-{variant}")
+        seconds = (time.perf_counter() - started) / len(args.seeds)
+        metrics = group["metrics"][args.test_set]
+        table[variant] = {
+            "seeds": args.seeds, "seconds_per_run": seconds,
+            **{f"{name}_{stat}": 100 * metrics[name][stat]
+               for name in ("mAP", "rank1") for stat in ("mean", "sd")},
+            "per_seed_mAP": {seed: 100 * value
+                             for seed, value in metrics["mAP"]["values"].items()}}
+        print(f"{variant:9s} mAP {table[variant]['mAP_mean']:6.2f} +- "
+              f"{table[variant]['mAP_sd']:5.2f}  {seconds:7.1f} s/run", flush=True)
 
-    print(f"\n{'variant':9s} {'runs':>4s}  {'mAP mean +- sd':>16s}  {'rank-1 mean +- sd':>18s}"
-          f"  {'s/run':>7s}")
-    table = {}
-    for variant, rows in results.items():
-        maps = [100 * r["mAP"] for r in rows]
-        r1s = [100 * r["rank1"] for r in rows]
-        table[variant] = {"runs": rows, "mAP_mean": statistics.mean(maps), "mAP_sd": sd(maps),
-                          "rank1_mean": statistics.mean(r1s), "rank1_sd": sd(r1s)}
-        print(f"{variant:9s} {len(rows):4d}  {statistics.mean(maps):7.2f} +- {sd(maps):5.2f}"
-              f"  {statistics.mean(r1s):8.2f} +- {sd(r1s):5.2f}"
-              f"  {statistics.mean(r['seconds'] for r in rows):7.1f}")
+    _, printed = compare_runs([out / variant for variant in args.variants],
+                              ["mAP", "rank1"], args.test_set)
+    print(printed)
     if args.json:
         args.json.write_text(json.dumps(table, indent=2))
 
