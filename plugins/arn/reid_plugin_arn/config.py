@@ -94,9 +94,12 @@ class ReconstructionConfig:
 class DifferenceConfig:
     """``arn_difference``: ``dot`` = the code's raw dot product sum_i <p_i, c_i>;
     ``frobenius`` = the paper's ||C^T P||_F^2 (squared Frobenius norm of the
-    cross-correlation of the batch's shared and private features)."""
+    cross-correlation of the batch's shared and private features); ``dsn`` = Domain
+    Separation Networks' released form: features centred over the batch and L2-normalised,
+    the mean of the squared cross-correlation entries (scale-free: it cannot be lowered by
+    shrinking the features)."""
 
-    form: Literal["dot", "frobenius"] = "dot"
+    form: Literal["dot", "frobenius", "dsn"] = "dot"
     shared: str = "shared"
     private: str = "private"
 
@@ -147,7 +150,10 @@ class ArnConfig:
     w_dif: float = attrs.field(default=0.1, validator=_non_negative)
     w_mmd: float = attrs.field(default=0.1, validator=_non_negative)
     w_ctr: float = attrs.field(default=0.1, validator=_non_negative)
-    difference: Literal["dot", "frobenius"] = "dot"
+    difference: Literal["dot", "frobenius", "dsn"] = "dot"
+    """The difference loss's form (``arn_difference``): ``dot`` as the code (at weight 0.1
+    it drives the shared feature to zero on the synthetic pair); ``dsn`` (normalised, as
+    Domain Separation Networks' code) cannot be lowered that way (README, "Does it work?")."""
     contrastive: Literal["hinge", "squared"] = "hinge"
     margin: float = attrs.field(default=2.0, validator=_positive)
     sigmas: list[float] = attrs.field(factory=lambda: [1.0, 2.0, 10.0], validator=_positive_list)

@@ -34,15 +34,29 @@ def reconstruction_l1(reconstruction: torch.Tensor, images: torch.Tensor) -> tor
     return (reconstruction.float() - images.float()).abs().sum() / (batch * height * width)
 
 
+DIFFERENCE_FORMS = ("dot", "frobenius", "dsn")
+
+
 def difference(shared: torch.Tensor, private: torch.Tensor, form: str = "dot") -> torch.Tensor:
     """``dot``: sum_i <p_i, c_i> (the code; >= 0 for post-ReLU features); ``frobenius``:
-    ||C^T P||_F^2, the squared Frobenius norm of the B x D features' cross-correlation."""
+    ||C^T P||_F^2, the squared Frobenius norm of the B x D features' cross-correlation;
+    ``dsn``: Domain Separation Networks' released form (where the paper's difference loss
+    comes from): each feature centred over the batch and L2-normalised, then the MEAN of
+    the squared D x D cross-correlation entries. ``dot`` and ``frobenius`` fall as the
+    features shrink, so they can be minimised by driving the shared feature to zero (what
+    happens on the synthetic pair); ``dsn`` is scale- and offset-free and at most B^2 / D^2,
+    so only decorrelation lowers it (a zero centred row stays zero)."""
     shared, private = shared.flatten(1).float(), private.flatten(1).float()
     if form == "dot":
         return (shared * private).sum()
     if form == "frobenius":
         return (shared.t() @ private).pow(2).sum()
-    raise ReidError(f"arn_difference: unknown form '{form}' (expected 'dot' or 'frobenius')")
+    if form == "dsn":
+        unit = [torch.nn.functional.normalize(f - f.mean(0), dim=1, eps=1e-8)
+                for f in (shared, private)]
+        return (unit[0].t() @ unit[1]).pow(2).mean()
+    raise ReidError(f"arn_difference: unknown form '{form}' (expected one of "
+                    f"{', '.join(DIFFERENCE_FORMS)})")
 
 
 def _kernel_mean(a: torch.Tensor, b: torch.Tensor, sigmas: Sequence[float]) -> torch.Tensor:

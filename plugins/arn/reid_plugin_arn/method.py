@@ -14,7 +14,11 @@ total)``: the engine's zero_grad, backward, gradient sync, clipping and step; th
 optimizer is ``[train]``'s, SGD in the adaptation recipes as the code). The target batch's
 labels are never
 read (the core's loader does not even deliver them). Each domain's batch goes through
-the networks in its own forward call, as the code, so batch-norm statistics are per domain.
+the networks in its own forward call, as the code, so batch-norm statistics are per domain,
+and in the code's order (target, then source; each encoded, then decoded); the code runs
+each stage-4 encoder twice per batch, which the network reproduces in the running
+statistics (``ArnNetwork.follow_official_passes``). Logged beside the losses: the mean L2
+norm of the pooled shared and private features (``features/*``), where a collapse shows.
 
 ``source_only = true`` is the pretraining stage (the code needs a pretrained checkpoint
 of the same architecture whose origin is undocumented): CE (+ w_ctr x contrastive) on
@@ -68,6 +72,8 @@ class Arn:
         self.loss_ctr = context.build_loss("arn_contrastive", margin=config.margin,
                                            squared=config.contrastive == "squared")
         self.pretrained_from: str | None = None
+        if not config.source_only and hasattr(self.net, "follow_official_passes"):
+            self.net.follow_official_passes()
         if config.pretrained and not config.source_only and not context.meta \
                 and weight_loading_enabled():
             self._load_pretrained(config.pretrained)
@@ -126,13 +132,47 @@ class Arn:
 
     def losses(self, batch: Mapping[str, Any]
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The weighted total, its parts, and image rows for logging (module docstring)."""
+        """The weighted total, its parts, and image rows for logging (module docstring).
+        The target batch goes through the networks first, then the source batch, each
+        encoded then decoded: the official iteration's order, which the batch-norm running
+        statistics depend on."""
         c, context, net = self.config, self.context, self.net
         x, pids = context.inputs(batch, "images", "pids")
         labels = {"pids": pids.long()}
-        shared_x, private_x = net.encode(x, "source") if not c.source_only \
-            else (net.shared(net.trunk(x)), None)
-        f_x = net.pool(shared_x)
+        if c.source_only:
+            return self._classification(net.pool(net.shared(net.trunk(x))), labels)
+        (y,) = context.inputs(batch, "target.images")
+        shared_y, private_y = net.encode(y, "target")
+        rec_y = net.decode(shared_y, private_y) if c.w_rec > 0 else None
+        shared_x, private_x = net.encode(x, "source")
+        rec_x = net.decode(shared_x, private_x) if c.w_rec > 0 else None
+        f_x, f_y = net.pool(shared_x), net.pool(shared_y)
+        total, metrics = self._classification(f_x, labels)[:2]
+        metrics["features/shared_norm"] = torch.cat([f_x, f_y]).detach().norm(dim=1).mean()
+        rows: dict[str, torch.Tensor] = {}
+        if rec_x is not None and rec_y is not None:
+            metrics["loss/rec"] = (self.loss_rec({"reconstruction": rec_x, "images": x}, {})
+                                   + self.loss_rec({"reconstruction": rec_y, "images": y}, {}))
+            total = total + c.w_rec * metrics["loss/rec"]
+            rows = {"source": x, "source_rec": rec_x.detach(), "target": y,
+                    "target_rec": rec_y.detach()}
+        if private_x is not None and private_y is not None:
+            p_x, p_y = net.pool(private_x), net.pool(private_y)
+            metrics["features/private_norm"] = torch.cat([p_x, p_y]).detach().norm(dim=1).mean()
+            if c.w_dif > 0:
+                metrics["loss/dif"] = (self.loss_dif({"shared": f_x, "private": p_x}, {})
+                                       + self.loss_dif({"shared": f_y, "private": p_y}, {}))
+                total = total + c.w_dif * metrics["loss/dif"]
+        if c.w_mmd > 0:
+            metrics["loss/mmd"] = self.loss_mmd({"target_features": f_y,
+                                                 "source_features": f_x}, {})
+            total = total + c.w_mmd * metrics["loss/mmd"]
+        return total, metrics, rows
+
+    def _classification(self, f_x: torch.Tensor, labels: dict[str, torch.Tensor]
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """w_cls x CE (+ w_ctr x contrastive) on the pooled shared source features."""
+        c = self.config
         logits = self.classifier(f_x)
         loss_cls = self.loss_cls({"logits": logits}, labels)
         metrics: dict[str, torch.Tensor] = {
@@ -142,29 +182,7 @@ class Arn:
         if c.w_ctr > 0:
             metrics["loss/ctr"] = self.loss_ctr({"features": f_x}, labels)
             total = total + c.w_ctr * metrics["loss/ctr"]
-        if c.source_only:
-            return total, metrics, {}
-        (y,) = context.inputs(batch, "target.images")
-        shared_y, private_y = net.encode(y, "target")
-        f_y = net.pool(shared_y)
-        rows: dict[str, torch.Tensor] = {}
-        if c.w_rec > 0:
-            rec_x, rec_y = net.decode(shared_x, private_x), net.decode(shared_y, private_y)
-            metrics["loss/rec"] = (self.loss_rec({"reconstruction": rec_x, "images": x}, {})
-                                   + self.loss_rec({"reconstruction": rec_y, "images": y}, {}))
-            total = total + c.w_rec * metrics["loss/rec"]
-            rows = {"source": x, "source_rec": rec_x.detach(), "target": y,
-                    "target_rec": rec_y.detach()}
-        if c.w_dif > 0 and net.has_private:
-            metrics["loss/dif"] = (
-                self.loss_dif({"shared": f_x, "private": net.pool(private_x)}, {})
-                + self.loss_dif({"shared": f_y, "private": net.pool(private_y)}, {}))
-            total = total + c.w_dif * metrics["loss/dif"]
-        if c.w_mmd > 0:
-            metrics["loss/mmd"] = self.loss_mmd({"target_features": f_y,
-                                                 "source_features": f_x}, {})
-            total = total + c.w_mmd * metrics["loss/mmd"]
-        return total, metrics, rows
+        return total, metrics, {}
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:

@@ -127,6 +127,18 @@ def image_decoder(cin: int, channels: list[int], convs: int, kind: str) -> nn.Se
                            for i in range(len(channels))))
 
 
+def count_each_batch_twice(module: nn.Module) -> None:
+    """Give ``module``'s batch norms the running statistics of two train-mode passes per
+    batch from one pass: the official iteration calls each stage-4 encoder twice on the
+    same input (once for the map, once for the pooled vector), and in train mode both passes
+    see the same batch statistics, so the two updates ``r <- (1 - m) r + m s`` are one with
+    momentum ``1 - (1 - m)^2`` (0.19 for PyTorch's 0.1). The outputs and gradients of one
+    pass equal those of the two. A cumulative average (momentum None) is left alone."""
+    for norm in module.modules():
+        if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.momentum is not None:
+            norm.momentum = 1.0 - (1.0 - norm.momentum) ** 2
+
+
 def domain_outputs(net: Any, images: torch.Tensor,
                    target: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """``forward``: the source images' pooled ``shared`` and ``private`` features and their
@@ -169,6 +181,13 @@ class ArnNetwork(nn.Module):
 
     def decode(self, shared: torch.Tensor, private: torch.Tensor | None) -> torch.Tensor:
         return self.decoder(shared if private is None else shared + private)
+
+    def follow_official_passes(self) -> None:
+        """The official ARN iteration runs E_C, E_S and E_T twice per batch (the map and,
+        again, the pooled vector): :func:`count_each_batch_twice` on each. Called once by
+        the ``arn`` method for adaptation (not the source-only stage, which is ours)."""
+        for encoder in (self.shared, *(self.private.values() if self.private else ())):
+            count_each_batch_twice(encoder)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.pool(self.shared(self.trunk(images)))

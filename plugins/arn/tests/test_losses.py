@@ -38,6 +38,29 @@ def test_difference_frobenius_is_the_squared_norm_of_the_cross_correlation():
     assert difference(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])).item() == 0.0
 
 
+def test_difference_dsn_is_the_mean_squared_correlation_of_centred_unit_features():
+    # C = [[1, 0], [-1, 0]] (already centred and unit); P = [[2, 0], [0, 0]] centres to
+    # [[1, 0], [-1, 0]]: C^T P = [[2, 0], [0, 0]], mean of squares over 4 entries = 1.0
+    shared = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    private = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    assert difference(shared, private, "dsn").item() == pytest.approx(1.0)
+    # D = 1, B = 3: rows normalise to their signs, C = (1, 0, -1), P = (1, -1, 1): 1 - 1 = 0
+    c, p = torch.tensor([[2.0], [0.0], [-2.0]]), torch.tensor([[3.0], [-3.0], [3.0]])
+    assert difference(c, p, "dsn").item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_only_the_dot_form_falls_when_the_shared_feature_shrinks():
+    # why the code's form collapses the shared feature: shrinking it 10x lowers the dot
+    # product 10x; the normalised form does not move (and ignores an offset too)
+    g = torch.Generator().manual_seed(0)
+    shared, private = torch.rand(6, 5, generator=g), torch.rand(6, 5, generator=g)
+    assert difference(0.1 * shared, private).item() == pytest.approx(
+        0.1 * difference(shared, private).item(), rel=1e-5)
+    dsn = difference(shared, private, "dsn").item()
+    assert difference(0.1 * shared, 3 * private + 1, "dsn").item() == pytest.approx(dsn, rel=1e-5)
+    assert 0 < dsn <= 6 ** 2 / 5 ** 2  # at most B^2 / D^2
+
+
 def test_mmd_zeros_against_ones():
     # ||a - b||^2 = 2 for every cross pair, 0 within: MMD^2 = 3 + 3 - 2 (e^-1 + e^-0.25
     # + e^-0.01) = 1.726540, loss = sqrt = 1.313979

@@ -1,6 +1,7 @@
 """The arn method on a tiny network: what each loss sees, gradient routing, the target's
 labels, the pretrained stage and a few steps that learn."""
 
+import copy
 from collections.abc import Mapping
 
 import pytest
@@ -145,7 +146,7 @@ def test_source_only_stage_trains_e_i_e_c_and_the_classifier(registry):
 def test_weights_and_ablations(registry):
     arn = make_arn(registry, method={"w_mmd": 0.0}, network={"private": False})
     _, parts, _ = arn.losses(make_batch())
-    assert set(parts) == {"loss/cls", "accuracy", "loss/ctr", "loss/rec"}
+    assert set(parts) == {"loss/cls", "accuracy", "loss/ctr", "loss/rec", "features/shared_norm"}
     arn = make_arn(registry, method={"w_cls": 0, "w_rec": 0, "w_dif": 0, "w_ctr": 0,
                                      "w_mmd": 1.0})
     total, parts, _ = arn.losses(make_batch())
@@ -192,3 +193,65 @@ def test_identity_pose_network_trains_through_the_same_method(registry):
     assert {"loss/cls", "loss/rec", "loss/dif", "loss/mmd", "loss/ctr"} <= set(metrics)
     assert all(torch.isfinite(v) for v in metrics.values())
     assert arn.embed(torch.randn(2, 3, 64, 32)).shape == (2, 64)
+
+
+def batch_norm_buffers(module):
+    return {name: buffer.clone() for name, buffer in module.named_buffers()
+            if name.endswith(("running_mean", "running_var"))}
+
+
+def official_iteration(net, batch):
+    """The official ARN forward (reid_network.AdaptReID_model.forward), written out: the
+    target batch first, then the source; each stage-4 encoder is called twice on the same
+    input (the map, then the pooled vector); the decoder reads e_c + e_p."""
+    for images, domain in ((batch["target"]["images"], "target"), (batch["images"], "source")):
+        base = net.trunk(images)
+        private = net.private[domain](base)
+        net.private[domain](base)
+        shared = net.shared(base)
+        net.shared(base)
+        net.decoder(shared + private)
+
+
+def test_batch_norm_statistics_follow_the_official_iteration(registry):
+    arn = make_arn(registry)
+    official = copy.deepcopy(arn.net)
+    for norm in official.modules():  # PyTorch's default momentum, as the official modules
+        if isinstance(norm, torch.nn.BatchNorm2d):
+            norm.momentum = 0.1
+    swapped = copy.deepcopy(official)
+    batch = make_batch()
+    with torch.no_grad():
+        arn.losses(batch)
+        official_iteration(official, batch)
+        official_iteration(swapped, {"images": batch["target"]["images"],
+                                     "target": {"images": batch["images"]}})
+    ours, theirs, other = (batch_norm_buffers(m) for m in (arn.net, official, swapped))
+    assert ours.keys() == theirs.keys() and any(k.startswith("shared.") for k in ours)
+    for name in ours:
+        assert torch.allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6), name
+    # the order matters: the domains the other way round give other statistics
+    assert any(not torch.allclose(ours[k], other[k], rtol=1e-3) for k in ours)
+
+
+def test_the_source_only_stage_keeps_one_update_per_pass(registry):
+    arn = make_arn(registry, method={"source_only": True, "w_ctr": 0.0})
+    assert {m.momentum for m in arn.net.modules() if isinstance(m, torch.nn.BatchNorm2d)} \
+        == {0.1}
+    adapting = make_arn(registry).net  # E_C, E_S, E_T: two updates per batch, 1 - 0.9^2
+    for part, momentum in ((adapting.shared, 1 - 0.9 ** 2), (adapting.private, 1 - 0.9 ** 2),
+                           (adapting.trunk, 0.1), (adapting.decoder, 0.1)):
+        assert {m.momentum for m in part.modules() if isinstance(m, torch.nn.BatchNorm2d)} \
+            == {momentum}
+
+
+def test_feature_norms_are_logged(registry):
+    # what shows the collapse: the mean L2 norm of the pooled shared and private features
+    arn = make_arn(registry)
+    batch = make_batch()
+    with torch.no_grad():
+        _, metrics, _ = arn.losses(batch)
+        f = torch.cat([arn.net.embed(batch["images"]), arn.net.embed(batch["target"]["images"])])
+    assert metrics["features/shared_norm"].item() == pytest.approx(f.norm(dim=1).mean().item(),
+                                                                   rel=1e-4)
+    assert metrics["features/private_norm"].item() > 0
