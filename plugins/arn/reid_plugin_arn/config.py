@@ -160,5 +160,10 @@ class ArnConfig:
     dropout: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0.0),
                                                          attrs.validators.lt(1.0)])
     """Dropout before the classifier (ARN's code 0.5; the identity/pose code has none)."""
+    private_init: Literal["built", "shared"] = "built"
+    """Where E_S and E_T start after the pretrained run is copied in: ``built`` = the run's
+    (its as-built stage 4: never trained by the source-only stage); ``shared`` = copies of
+    the pretrained E_C (the code builds all three from the same weights). ``arn_network``
+    only."""
     log_images_every: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     """Reconstructions of both domains every N epochs (0 = never)."""

@@ -77,6 +77,8 @@ class Arn:
         if config.pretrained and not config.source_only and not context.meta \
                 and weight_loading_enabled():
             self._load_pretrained(config.pretrained)
+        if config.private_init == "shared" and not config.source_only:
+            self.net.copy_shared_to_private()
 
     # -- pretrained stage ----------------------------------------------------------------------
 

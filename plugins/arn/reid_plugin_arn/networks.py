@@ -182,6 +182,12 @@ class ArnNetwork(nn.Module):
     def decode(self, shared: torch.Tensor, private: torch.Tensor | None) -> torch.Tensor:
         return self.decoder(shared if private is None else shared + private)
 
+    def copy_shared_to_private(self) -> None:
+        """E_S and E_T become copies of E_C (``method.private_init = "shared"``)."""
+        if self.private is not None:
+            for encoder in self.private.values():
+                encoder.load_state_dict(self.shared.state_dict())
+
     def follow_official_passes(self) -> None:
         """The official ARN iteration runs E_C, E_S and E_T twice per batch (the map and,
         again, the pooled vector): :func:`count_each_batch_twice` on each. Called once by

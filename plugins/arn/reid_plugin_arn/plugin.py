@@ -104,6 +104,10 @@ def reid_validate_recipe(recipe: Any, registry: Any) -> list[RecipeProblem]:
                                       f"one of {', '.join(NETWORKS)}; got '{network.name}'"))
     if c.source_only:
         return problems
+    if c.private_init == "shared" and network is not None and network.name != "arn_network":
+        problems.append(RecipeProblem("$.method.private_init", f"private_init = 'shared' copies "
+                                      f"E_C into E_S / E_T of an arn_network; "
+                                      f"'{network.name}' has no such encoders: use 'built'"))
     if not recipe.data.target:
         problems.append(RecipeProblem("$.data.target", "arn adapts to unlabelled target "
                                       "images: add a [[data.target]] dataset (or set "

@@ -145,3 +145,16 @@ def test_forward_with_a_target_batch_reaches_every_encoder():
     with torch.no_grad():
         shared, private = net.encode(y, "target")
     assert torch.allclose(out["target_private"], net.pool(private))
+
+
+def test_private_encoders_can_start_as_copies_of_the_shared_one():
+    net = ArnNetwork(ArnNetworkConfig(**TINY, decoder_channels=[16, 8, 8, 8, 3]))
+    with torch.no_grad():
+        for p in net.shared.parameters():
+            p.add_(1.0)
+    net.copy_shared_to_private()
+    theirs = net.shared.state_dict()
+    for encoder in net.private.values():
+        assert encoder.state_dict().keys() == theirs.keys()
+        for name, mine in encoder.state_dict().items():
+            assert torch.equal(mine, theirs[name]), name

@@ -50,6 +50,10 @@ def test_problems_are_reported_with_their_keys():
     assert "$.loader.normalize" in text and "$.generators.decoder" in text
     with pytest.raises(RecipeError, match=r"\$.data.target"):
         resolve_recipe("arn-synthetic", ["data.target=[]"])
+    with pytest.raises(RecipeError, match=r"\$.method.difference: .*did you mean 'dsn'"):
+        resolve_recipe("arn-synthetic", ["method.difference='dsnn'"])
+    with pytest.raises(RecipeError, match=r"\$.method.private_init: .*identity_pose_network"):
+        resolve_recipe("arn-identity-pose-duke2market", ["method.private_init='shared'"])
 
 
 def test_what_the_method_declares_is_checked_by_the_core():
