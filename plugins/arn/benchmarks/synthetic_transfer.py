@@ -1,20 +1,34 @@
-"""Direct transfer vs ARN and two ablations on the built-in synthetic -> "real"-style pair.
+"""Direct transfer vs ARN, its difference-loss fix and the ablation on the built-in
+synthetic -> "real"-style pair; writes the results and every arm's loss curves as JSON.
 
 Per seed, one source-only pretraining run (``arn-synthetic-pretrain`` with that seed) is
 trained; evaluated on the real-style test set it is the DIRECT TRANSFER arm. Every ARN arm
 then starts from that same pretrained network and adapts for the same number of epochs
 and steps (``arn-synthetic`` with ``[requires.pretrained].run`` pointing at it):
 
-* ``arn``: the recipe as shipped (CE + 0.1 x (rec + dif + mmd + ctr));
+* ``arn``: the recipe as shipped (CE + 0.1 x (rec + dif + mmd + ctr), the code's raw
+  dot-product difference loss, lr 0.01);
+* ``arn_lr_1e-3``: the same at the code's learning rate 1e-3;
+* ``private_from_shared``: the same with E_S and E_T starting as copies of the pretrained
+  E_C (``method.private_init = "shared"``) instead of the untrained stage 4;
+* ``dsn``: ``method.difference = "dsn"`` (the difference loss on batch-centred,
+  L2-normalised features, mean squared cross-correlation, as Domain Separation Networks'
+  released code), weights unchanged;
+* ``dsn_1500``: the same at the paper's difference weight (gamma = 1500);
 * ``no_private``: ``generators.network.private = false`` (no E_S / E_T: the decoder reads
   e_c alone, no difference loss);
-* ``no_mmd``: ``method.w_mmd = 0``.
+* ``source_losses``: a control for the extra training every ARN arm gets: the same steps
+  with only CE + 0.1 x contrastive on the source (w_rec = w_dif = w_mmd = 0; the target
+  batches still pass through E_I and E_C, so they enter the batch-norm running statistics);
+* ``no_mmd`` (not run by default): ``method.w_mmd = 0``.
 
 Each run is a fresh ``reid run`` process (same thread count for every arm). Prints mAP /
-rank-1 per seed, the mean and the sample standard deviation; nothing is asserted.
+rank-1 per seed, the mean and the sample standard deviation, and writes them with the
+training curves (every ``--log-every`` steps: each loss, the classifier's accuracy and
+the mean L2 norm of the pooled shared / private features, one list per key) to ``--json``;
+nothing is asserted.
 
-    python plugins/arn/benchmarks/synthetic_transfer.py --seeds 0 1 2
-    python plugins/arn/benchmarks/synthetic_transfer.py --pretrain-epochs 8 --adapt-epochs 3
+    OMP_NUM_THREADS=1 python plugins/arn/benchmarks/synthetic_transfer.py --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -29,21 +43,54 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-ARMS = {"arn": [], "no_private": ["generators.network.private=false"],
+from reidcore.api import atomic_write_text
+
+ARMS = {"arn": [], "arn_lr_1e-3": ["train.lr=0.001"], "dsn": ["method.difference=dsn"],
+        "dsn_1500": ["method.difference=dsn", "method.w_dif=1500"],
+        "no_private": ["generators.network.private=false"],
+        "private_from_shared": ["method.private_init=shared"],
+        "source_losses": ["method.w_rec=0", "method.w_dif=0", "method.w_mmd=0"],
         "no_mmd": ["method.w_mmd=0"]}
-LABELS = {"direct": "direct transfer (source-only pretraining)", "arn": "ARN",
-          "no_private": "ARN without private encoders", "no_mmd": "ARN without MMD"}
+DEFAULT_ARMS = ["arn", "arn_lr_1e-3", "private_from_shared", "dsn", "dsn_1500", "no_private",
+                "source_losses"]
+LABELS = {"direct": "direct transfer (source-only pretraining)",
+          "arn": "ARN as shipped (the code's dot-product L_dif, w_dif 0.1)",
+          "arn_lr_1e-3": "ARN as shipped at the code's lr 1e-3",
+          "dsn": "ARN, difference = \"dsn\" (w_dif 0.1)",
+          "dsn_1500": "ARN, difference = \"dsn\", w_dif 1500 (the paper's gamma)",
+          "no_private": "ARN without private encoders (no L_dif)",
+          "private_from_shared": "ARN as shipped, E_S / E_T start as copies of E_C",
+          "source_losses": "control: CE + 0.1 ctr on the source only (no rec, dif, mmd)",
+          "no_mmd": "ARN without MMD"}
+DEFAULT_JSON = Path(__file__).with_name("results") / "synthetic_transfer.json"
+CURVE_KEYS = ("loss", "loss/cls", "loss/rec", "loss/dif", "loss/mmd", "loss/ctr", "accuracy",
+              "features/shared_norm", "features/private_norm")
 
 
-def reid(recipe: str, out: Path, overrides: list[str]) -> dict[str, float]:
-    """Train ``recipe`` into ``out`` with ``--set`` overrides; the final test metrics."""
+def reid(recipe: str, out: Path, overrides: list[str]) -> dict[str, Any]:
+    """Train ``recipe`` into ``out`` with ``--set`` overrides: the final test metrics and
+    the logged training rows."""
     command = [str(Path(sys.executable).with_name("reid")), "run", recipe, "--out", str(out)]
     for item in overrides:
         command += ["--set", item]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     summary = json.loads((out / "summary.json").read_text())
-    return next(iter(summary["metrics"].values()))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r.get("kind") == "train"]
+    curve = {"step": [r["step"] for r in train],
+             **{k: [float(f"{r[k]:.4g}") for r in train] for k in CURVE_KEYS if k in train[0]}}
+    return {"metrics": next(iter(summary["metrics"].values())), "curve": curve}
+
+
+def compact_json(value: Any, indent: int = 0) -> str:
+    """Indented JSON whose lists of numbers (the curves) stay on one line each."""
+    pad = " " * (indent + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{pad}{json.dumps(k)}: {compact_json(v, indent + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}" + ("\n" if not indent else "")
+    return json.dumps(value)
 
 
 def sd(values: list[float]) -> float:
@@ -55,38 +102,58 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--pretrain-epochs", type=int, default=8)
     parser.add_argument("--adapt-epochs", type=int, default=3)
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--log-every", type=int, default=2, help="steps between curve points")
+    parser.add_argument("--arms", nargs="+", default=DEFAULT_ARMS, choices=list(ARMS))
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results file")
     parser.add_argument("--keep", type=Path, default=None, help="keep the runs here")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="arn-bench-"))
-    results: dict[str, list[tuple[float, float]]] = {}
+    runs: dict[str, dict[str, Any]] = {}
     started = time.time()
     for seed in args.seeds:
         pre = root / f"seed{seed}-pretrained"
-        m = reid("arn-synthetic-pretrain", pre,
-                 [f"seed={seed}", f"train.epochs={args.pretrain_epochs}",
-                  f"train.eval_every={args.pretrain_epochs}"])
-        results.setdefault("direct", []).append((100 * m["mAP"], 100 * m["rank1"]))
-        print(f"seed {seed} direct: mAP {100 * m['mAP']:.2f} rank-1 {100 * m['rank1']:.2f} "
-              f"({time.time() - started:.0f} s)", flush=True)
-        for arm in args.arms:
-            m = reid("arn-synthetic", root / f"seed{seed}-{arm}",
-                     [f"seed={seed}", f"train.epochs={args.adapt_epochs}",
-                      f"train.eval_every={args.adapt_epochs}", "requires.pretrained.recipe=''",
-                      f"requires.pretrained.run='{pre}'", *ARMS[arm]])
-            results.setdefault(arm, []).append((100 * m["mAP"], 100 * m["rank1"]))
-            print(f"seed {seed} {arm}: mAP {100 * m['mAP']:.2f} rank-1 {100 * m['rank1']:.2f} "
-                  f"({time.time() - started:.0f} s)", flush=True)
+        arms = [("direct", "arn-synthetic-pretrain", pre,
+                 [f"train.epochs={args.pretrain_epochs}",
+                  f"train.eval_every={args.pretrain_epochs}"])]
+        arms += [(arm, "arn-synthetic", root / f"seed{seed}-{arm}",
+                  [f"train.epochs={args.adapt_epochs}", f"train.eval_every={args.adapt_epochs}",
+                   "requires.pretrained.recipe=''", f"requires.pretrained.run='{pre}'",
+                   *ARMS[arm]]) for arm in args.arms]
+        for arm, recipe, out, overrides in arms:
+            result = reid(recipe, out, [f"seed={seed}", f"train.log_every={args.log_every}",
+                                        *overrides])
+            runs.setdefault(arm, {})[str(seed)] = {
+                "overrides": ARMS.get(arm, []),
+                "mAP": 100 * result["metrics"]["mAP"],
+                "rank1": 100 * result["metrics"]["rank1"], "curve": result["curve"]}
+            print(f"seed {seed} {arm}: mAP {100 * result['metrics']['mAP']:.2f} rank-1 "
+                  f"{100 * result['metrics']['rank1']:.2f} ({time.time() - started:.0f} s)",
+                  flush=True)
+    elapsed = time.time() - started
+    summary = {}
+    for arm, per_seed in runs.items():
+        maps = [r["mAP"] for r in per_seed.values()]
+        r1s = [r["rank1"] for r in per_seed.values()]
+        summary[arm] = {"label": LABELS[arm], "mAP_mean": statistics.mean(maps),
+                        "mAP_sd": sd(maps), "rank1_mean": statistics.mean(r1s),
+                        "rank1_sd": sd(r1s), "mAP_per_seed": maps}
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    result = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+              "seeds": args.seeds, "pretrain_epochs": args.pretrain_epochs,
+              "adapt_epochs": args.adapt_epochs, "steps_per_epoch": 30,
+              "torch_threads": threads, "wall_s": round(elapsed),
+              "summary": summary, "runs": runs}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.json, compact_json(result))
     print(f"\n{len(args.seeds)} seeds, pretraining {args.pretrain_epochs} x 30 steps, "
-          f"adaptation {args.adapt_epochs} x 30 steps, torch threads "
-          f"{os.environ.get('OMP_NUM_THREADS', 'default')}, {time.time() - started:.0f} s")
+          f"adaptation {args.adapt_epochs} x 30 steps, torch threads {threads}, "
+          f"{elapsed:.0f} s; written to {args.json}")
     print("| arm | mAP mean (sd) | rank-1 mean (sd) | mAP per seed |")
     print("|---|---|---|---|")
-    for arm, rows in results.items():
-        maps, r1s = [r[0] for r in rows], [r[1] for r in rows]
-        print(f"| {LABELS[arm]} | {statistics.mean(maps):.2f} ({sd(maps):.2f}) | "
-              f"{statistics.mean(r1s):.2f} ({sd(r1s):.2f}) | "
-              f"{', '.join(f'{v:.2f}' for v in maps)} |")
+    for row in summary.values():
+        print(f"| {row['label']} | {row['mAP_mean']:.2f} ({row['mAP_sd']:.2f}) | "
+              f"{row['rank1_mean']:.2f} ({row['rank1_sd']:.2f}) | "
+              f"{', '.join(f'{v:.2f}' for v in row['mAP_per_seed'])} |")
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
 
