@@ -142,14 +142,14 @@ class Arn:
         x, pids = context.inputs(batch, "images", "pids")
         labels = {"pids": pids.long()}
         if c.source_only:
-            return self._classification(net.pool(net.shared(net.trunk(x))), labels)
+            return (*self._classification(net.pool(net.shared(net.trunk(x))), labels), {})
         (y,) = context.inputs(batch, "target.images")
         shared_y, private_y = net.encode(y, "target")
         rec_y = net.decode(shared_y, private_y) if c.w_rec > 0 else None
         shared_x, private_x = net.encode(x, "source")
         rec_x = net.decode(shared_x, private_x) if c.w_rec > 0 else None
         f_x, f_y = net.pool(shared_x), net.pool(shared_y)
-        total, metrics = self._classification(f_x, labels)[:2]
+        total, metrics = self._classification(f_x, labels)
         metrics["features/shared_norm"] = torch.cat([f_x, f_y]).detach().norm(dim=1).mean()
         rows: dict[str, torch.Tensor] = {}
         if rec_x is not None and rec_y is not None:
@@ -172,7 +172,7 @@ class Arn:
         return total, metrics, rows
 
     def _classification(self, f_x: torch.Tensor, labels: dict[str, torch.Tensor]
-                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """w_cls x CE (+ w_ctr x contrastive) on the pooled shared source features."""
         c = self.config
         logits = self.classifier(f_x)
@@ -184,7 +184,7 @@ class Arn:
         if c.w_ctr > 0:
             metrics["loss/ctr"] = self.loss_ctr({"features": f_x}, labels)
             total = total + c.w_ctr * metrics["loss/ctr"]
-        return total, metrics, {}
+        return total, metrics
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
