@@ -60,7 +60,17 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sgs-repeats", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-query", type=Path, metavar="FILE",
-                        help="write per-query AP, first-match rank and INP (.csv or .json)")
+                        help="write per-query AP, first-match rank and INP (.npz, .csv or "
+                             ".json)")
+    parser.add_argument("--memory-gb", type=float, default=0.0, metavar="GB",
+                        help="working memory for distance blocks and re-ranking beyond the "
+                             "features (0: half the machine's); a request that cannot fit "
+                             "is refused before it allocates")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples over queries for the 95%% intervals of "
+                             "mAP, mINP and the ranks (1000; 0: none; seeded by --seed)")
+    parser.add_argument("--no-verification", dest="verification", action="store_false",
+                        help="skip TPR@FPR = 1e-4, 1e-3, 1e-2")
     parser.add_argument("--json", action="store_true",
                         help="print mAP, mINP, cmc and the query counts as JSON")
     parser.set_defaults(func=run_eval)
@@ -112,6 +122,7 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
     import torch
 
     from reidcore.evaluation.config import RankingConfig
+    from reidcore.evaluation.distance import check_finite
     from reidcore.evaluation.evaluator import RankingEvaluator
     from reidcore.evaluation.protocol import camera_ids_warning
     from reidcore.records import FeatureSet
@@ -136,9 +147,13 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
             query_expansion=args.query_expansion, ranks=ranks,  # type: ignore[arg-type]
             max_rank=max(args.max_rank, *ranks), protocol=args.protocol,
             average_precision=args.average_precision, sgs_repeats=args.sgs_repeats,
-            seed=args.seed)
+            seed=args.seed, memory_gb=args.memory_gb, bootstrap=args.bootstrap,
+            verification=args.verification)
     except ValueError as exc:
         raise ReidError(str(exc)) from None
+
+    check_finite(query["features"], f"--query {args.query}: the features")
+    check_finite(gallery["features"], f"--gallery {args.gallery}: the features")
 
     def feature_set(data: dict[str, Any]) -> FeatureSet:
         return FeatureSet(torch.from_numpy(data["features"]), data["pids"],
@@ -162,14 +177,33 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
           f"{' (the default; --metric to change)' if args.metric is None else ''}"
           f"{'   l2-normalised' if config.normalisation == 'l2' else ''}"
           f"{'   re-ranked' if config.rerank else ''}", file=out)
-    print(f"mAP:  {100 * result.mAP:6.2f}%", file=out)
-    print(f"mINP: {100 * result.mINP:6.2f}%", file=out)
-    for k in ranks:
-        print(f"rank-{k:<3d} {100 * metrics[f'rank{k}']:6.2f}%", file=out)
+    print(format_result_lines(result, ranks), file=out)
     print(f"valid queries: {result.num_valid_queries} of {result.num_queries}"
           + (f" ({result.num_skipped_queries} skipped: no valid match in the gallery)"
              if result.num_skipped_queries else ""), file=out)
     return 0
+
+
+def format_result_lines(result: Any, ranks: tuple[int, ...]) -> str:
+    """mAP, mINP and the ranks, each with its bootstrap interval when there is one, then
+    TPR@FPR when computed."""
+    from reidcore.evaluation.verification import label
+
+    level = f"{100 * result.confidence:g}% CI"
+    lines = []
+    for name, text, value in [("mAP", "mAP:", result.mAP), ("mINP", "mINP:", result.mINP),
+                              *((f"rank{k}", f"rank-{k}", result.rank(k)) for k in ranks)]:
+        line = f"{text:9s}{100 * value:6.2f}%"
+        if name in result.intervals:
+            low, high = result.intervals[name]
+            line += f"   {level} [{100 * low:.2f}, {100 * high:.2f}]"
+        lines.append(line)
+    for fpr, tpr in result.tpr_at_fpr.items():
+        lines.append(f"{label(fpr)}: {100 * tpr:6.2f}%")
+    if result.intervals:
+        lines.append(f"({level}: percentile bootstrap over the valid queries, "
+                     f"{result.resamples} resamples)")
+    return "\n".join(lines)
 
 
 def _eval_run(args: argparse.Namespace, plugins: Any) -> int:

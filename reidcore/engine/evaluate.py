@@ -97,9 +97,12 @@ def extract_features(method: Any, loader: Any, device: torch.device, flip: bool 
 def evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
                        device: torch.device, flip: bool, precision: Precision | None = None,
                        channels_last: bool = False,
-                       gather: Callable[[torch.Tensor], torch.Tensor | None] | None = None
+                       gather: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
+                       per_query: Callable[[str], Any] | None = None
                        ) -> tuple[dict[str, float], dict[str, tuple[FeatureSet, FeatureSet]]]:
     """Metrics ``<testset>/<metric>`` for every test set, and the feature sets.
+    ``per_query(name)`` gives the file where an evaluator with ``write_per_query`` (the
+    builtin ``ranking``) writes each test set's per-query results.
 
     Under DDP every rank embeds its shard of each test set (its loaders were built with
     its rank) and ``gather`` collects the features on rank 0 in record order (as
@@ -107,13 +110,14 @@ def evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
     RNGs and torch's thread count are as they were afterwards."""
     with keep_rng_states(), keep_torch_threads():
         return _evaluate_test_sets(method, evaluator, test_sets, device, flip, precision,
-                                   channels_last, gather)
+                                   channels_last, gather, per_query)
 
 
 def _evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
                         device: torch.device, flip: bool, precision: Precision | None,
                         channels_last: bool,
-                        gather: Callable[[torch.Tensor], torch.Tensor | None] | None
+                        gather: Callable[[torch.Tensor], torch.Tensor | None] | None,
+                        per_query: Callable[[str], Any] | None = None
                         ) -> tuple[dict[str, float], dict[str, tuple[FeatureSet, FeatureSet]]]:
     set_train_mode(method.modules(), False)
     gather = gather or (lambda rows: rows)
@@ -131,6 +135,9 @@ def _evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
         gallery = FeatureSet(gallery_rows, test.gallery_pids, test.gallery_camids,
                              tuple(r.path for r in test.gallery_records))
         scores = evaluator.evaluate(query, gallery)
+        write_per_query = getattr(evaluator, "write_per_query", None)
+        if per_query is not None and write_per_query is not None:
+            write_per_query(per_query(test.name), query.paths)
         for key, value in scores.items():
             metrics[f"{test.name}/{key}"] = float(value)
         features[test.name] = (query, gallery)

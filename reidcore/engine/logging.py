@@ -168,4 +168,15 @@ def summary_table(metrics: Mapping[str, float], names: Sequence[str]) -> str:
             value = metrics.get(f"{name}/{column}")
             cells.append(f"{100 * value:7.2f}" if value is not None else f"{'-':>7s}")
         lines.append(f"{name:24s} " + " ".join(cells))
+    for name in names:  # the evaluator's extras, when it gives them
+        extras = [f"{column} [{100 * metrics[f'{name}/{column}_ci_low']:.2f}, "
+                  f"{100 * metrics[f'{name}/{column}_ci_high']:.2f}]" for column in columns
+                  if f"{name}/{column}_ci_low" in metrics]
+        if extras:
+            lines.append(f"  {name}: bootstrap intervals " + "  ".join(extras))
+        tprs = [f"{key.split('/', 1)[1].replace('tpr_at_fpr_', 'TPR@FPR=')} "
+                f"{100 * value:.2f}" for key, value in metrics.items()
+                if key.startswith(f"{name}/tpr_at_fpr_")]
+        if tprs:
+            lines.append(f"  {name}: " + "  ".join(tprs))
     return "\n".join(lines)

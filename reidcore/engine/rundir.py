@@ -10,6 +10,7 @@ directory (:class:`RunDirectory`)::
       tb/                  TensorBoard
       checkpoints/         epoch-0005.pt (the last ``keep_last``) and best.pt
       ranked_<testset>.png ranked results of the last evaluation
+      per_query_<testset>.npz  AP, first-match rank, INP per query of the last evaluation
       images/<tag>/        pictures a method logs (step-0000100.png)
       summary.json         written at the end: "status" is "completed" or "failed"
       run.lock             held while a run owns the directory (:mod:`reidcore.engine.lock`)
@@ -105,6 +106,10 @@ class RunDirectory:
 
     def ranked_picture(self, test_set: str) -> Path:
         return self.path / f"ranked_{test_set}.png"
+
+    def per_query_file(self, test_set: str) -> Path:
+        """Per-query results of the last evaluation on ``test_set`` (compact ``.npz``)."""
+        return self.path / f"per_query_{test_set}.npz"
 
     def image_file(self, tag: str, step: int) -> Path:
         """Where a picture a method logs as ``tag`` at ``step`` is written."""

@@ -382,7 +382,8 @@ class Trainer:
         metrics, features = evaluate_test_sets(
             self.method, self.evaluator, self.test_sets, self.device, self.flip,
             self.precision, self.train_cfg.channels_last,
-            gather=lambda rows: distributed.gather_rows(self.dist, rows))
+            gather=lambda rows: distributed.gather_rows(self.dist, rows),
+            per_query=self.files.per_query_file)
         if not self.dist.is_main:
             return False
         self.last_metrics = metrics

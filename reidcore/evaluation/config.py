@@ -52,6 +52,12 @@ class RankingConfig:
       (0: half the machine's memory). Block sizes are chosen to fit; a request that cannot
       fit (a large re-ranking, too many ``chunk_rows``) is an error naming the memory it
       needs, before anything large is allocated.
+    * ``verification``: TPR at FPR = 1e-4, 1e-3, 1e-2 (``tpr_at_fpr_1e-4``...) from the
+      same pass (same-identity pairs accepted at a rate of different-identity pairs
+      accepted; see :mod:`reidcore.evaluation.verification` for how fast-reid's figure
+      differs).
+    * ``bootstrap``: resamples of the queries for the ``confidence`` intervals of mAP,
+      mINP and each rank (``mAP_ci_low``/``mAP_ci_high``...; seeded by ``seed``; 0: none).
     """
 
     metric: Literal["euclidean", "sqeuclidean", "cosine", "l1"] = "euclidean"
@@ -73,6 +79,10 @@ class RankingConfig:
     chunk_rows: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     memory_gb: float = attrs.field(default=0.0, converter=float,
                                    validator=attrs.validators.ge(0.0))
+    verification: bool = True
+    bootstrap: int = attrs.field(default=1000, validator=attrs.validators.ge(0))
+    confidence: float = attrs.field(default=0.95, validator=[attrs.validators.gt(0.0),
+                                                             attrs.validators.lt(1.0)])
 
 
 @attrs.define

@@ -33,6 +33,25 @@ def as_tensor(features) -> torch.Tensor:
     return tensor
 
 
+def check_finite(features, what: str) -> None:
+    """A :class:`ReidError` naming ``what`` (``the query features``, a file) and the rows
+    that hold NaN or inf: such a row makes every distance of it meaningless, and the
+    ranking or re-ranking would otherwise fail later on an internal matrix."""
+    tensor = torch.as_tensor(features)
+    if not tensor.is_floating_point() or tensor.ndim != 2:
+        return
+    bad = torch.cat([(~torch.isfinite(tensor[start:start + 4096])).any(dim=1)
+                     for start in range(0, tensor.shape[0], 4096)]) if len(tensor) else \
+        torch.zeros(0, dtype=torch.bool)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten()
+        shown = ", ".join(str(int(r)) for r in rows[:10])
+        raise ReidError(f"{what} hold non-finite values (NaN or inf) in {rows.numel()} of "
+                        f"{tensor.shape[0]} rows (0-based): {shown}"
+                        f"{', ...' if rows.numel() > 10 else ''}; re-extract them or drop "
+                        "those rows (the model may have diverged)")
+
+
 def l2_normalise(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return torch.nn.functional.normalize(features, p=2.0, dim=1, eps=eps)
 

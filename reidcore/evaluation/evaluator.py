@@ -22,14 +22,17 @@ import numpy as np
 import torch
 
 from reidcore.errors import ReidError
+from reidcore.evaluation.bootstrap import bootstrap_intervals
 from reidcore.evaluation.config import RankingConfig
 from reidcore.evaluation.distance import (
     as_tensor,
+    check_finite,
     check_metric,
     iter_distance_chunks,
     l2_normalise,
 )
 from reidcore.evaluation.memory import (
+    Budget,
     budget_bytes,
     default_memory_bytes,
     out_of_memory,
@@ -47,6 +50,9 @@ from reidcore.evaluation.ranking import (
     prepare_labels,
     rank_chunk,
 )
+from reidcore.evaluation.sharded import shard_positives
+from reidcore.evaluation.verification import VerificationPass, negative_pairs
+from reidcore.fileio import atomic_write_text
 from reidcore.progress import progress
 from reidcore.records import FeatureSet
 
@@ -79,14 +85,21 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
                       lambda_value: float = 0.3, protocol: str = "auto",
                       max_rank: int = 50, average_precision: str = "standard",
                       sgs_repeats: int = 10, seed: int = 0, rows: int | None = None,
-                      query_gallery_index=None, memory_bytes: int | None = None
+                      query_gallery_index=None, memory_bytes: int | None = None,
+                      verification: bool = True, bootstrap: int = 1000,
+                      confidence: float = 0.95, ci_ranks: Sequence[int] = (1, 5, 10)
                       ) -> RankResult:
     """Rank metrics from embeddings (see :class:`~reidcore.evaluation.config.RankingConfig`
     for the options). The distance matrix is streamed by query chunks, re-ranked or not;
     working memory stays within ``memory_bytes`` (default: half the machine's memory) and
     a request that cannot fit is a :class:`ReidError` naming the memory it needs, raised
-    before the allocation. An empty query or gallery is a :class:`ReidError`; the result
-    records the protocol and the distance it used.
+    before the allocation. An empty query or gallery, or a feature row holding NaN or inf,
+    is a :class:`ReidError`; the result records the protocol and the distance it used.
+
+    ``verification`` adds TPR@FPR = 1e-4, 1e-3, 1e-2 from the same pass
+    (:mod:`~reidcore.evaluation.verification`); ``bootstrap`` resamples (0: none) give
+    ``confidence`` intervals over queries for mAP, mINP and rank-k for ``ci_ranks``
+    (:mod:`~reidcore.evaluation.bootstrap`, seeded by ``seed``).
     """
     try:
         result = _evaluate_features(
@@ -95,7 +108,10 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
             rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value, protocol=protocol,
             max_rank=max_rank, average_precision=average_precision, sgs_repeats=sgs_repeats,
             seed=seed, rows=rows, query_gallery_index=query_gallery_index,
-            memory_bytes=memory_bytes)
+            memory_bytes=memory_bytes, verification=verification)
+        if bootstrap:
+            result = with_intervals(result, resamples=bootstrap, confidence=confidence,
+                                    seed=seed, ranks=ci_ranks)
     except MemoryError as exc:
         raise out_of_memory(exc, "evaluation") from None
     except RuntimeError as exc:  # torch's allocator
@@ -111,7 +127,7 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
                        rerank: bool, k1: int, k2: int, lambda_value: float, protocol: str,
                        max_rank: int, average_precision: str, sgs_repeats: int, seed: int,
                        rows: int | None, query_gallery_index,
-                       memory_bytes: int | None) -> RankResult:
+                       memory_bytes: int | None, verification: bool) -> RankResult:
     check_metric(metric)
     if normalisation not in ("none", "l2"):
         raise ReidError(f"normalisation must be 'none' or 'l2', got '{normalisation}'")
@@ -124,6 +140,8 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
     if query.shape[1] != gallery.shape[1]:
         raise ReidError(f"query and gallery features differ in dimension: "
                         f"{query.shape[1]} vs {gallery.shape[1]}")
+    check_finite(query, "the query features")
+    check_finite(gallery, "the gallery features")
     if normalisation == "l2":
         query, gallery = l2_normalise(query), l2_normalise(gallery)
     protocol = resolve_protocol(protocol, q_camids is not None and g_camids is not None)
@@ -137,6 +155,14 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
         query_gallery_index = np.asarray(query_gallery_index, np.int64)
     index = GalleryIndex.build(g_pids, g_camids)
     memory_bytes = memory_bytes or default_memory_bytes()
+    verify = None
+    if verification:
+        num_negatives = negative_pairs(g_pids, q_pids)
+        need = VerificationPass.buffer_bytes(num_negatives)
+        Budget(memory_bytes, "TPR@FPR (evaluate.verification = false skips it)").check(
+            need, f"the smallest distances of {num_negatives:,} negative pairs")
+        memory_bytes -= need
+        verify = VerificationPass(num_negatives)
     if rerank:  # the re-ranking shows its own bar
         from reidcore.evaluation.rerank import iter_reranked_chunks
 
@@ -156,9 +182,37 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
             query_gallery_index=None if query_gallery_index is None
             else query_gallery_index[start:stop],
             max_rank=max_rank, sgs_repeats=sgs_repeats, seed=seed))
+        if verify is not None:
+            _, positives, _ = shard_positives(
+                block, q_pids[start:stop], None if q_camids is None else q_camids[start:stop],
+                index, offset=0, protocol=protocol,
+                query_gallery_index=None if query_gallery_index is None
+                else query_gallery_index[start:stop])
+            verify.add(block, q_pids[start:stop], index.pids, positives)
         del block
-    return combine(parts, max_rank=max_rank, protocol=protocol,
-                   average_precision=average_precision)
+    result = combine(parts, max_rank=max_rank, protocol=protocol,
+                     average_precision=average_precision)
+    if verify is not None:
+        result = attrs.evolve(result, tpr_at_fpr=verify.result())
+    return result
+
+
+def with_intervals(result: RankResult, *, resamples: int = 1000, confidence: float = 0.95,
+                   seed: int = 0, ranks: Sequence[int] = (1, 5, 10)) -> RankResult:
+    """``result`` with bootstrap intervals over its valid queries for mAP, mINP and the
+    CMC at ``ranks`` (the single-gallery-shot CMC has no per-query first match: its rank-k
+    intervals are left out)."""
+    valid = ~result.skipped
+    values = {"mAP": result.ap[valid], "mINP": result.inp[valid]}
+    if result.protocol != "single-gallery-shot":
+        first = result.first_match_rank[valid]
+        for k in ranks:
+            if k <= len(result.cmc):
+                values[f"rank{k}"] = (first <= k).astype(np.float64)
+    intervals = bootstrap_intervals(values, resamples=resamples, confidence=confidence,
+                                    seed=seed)
+    return attrs.evolve(result, intervals=intervals, confidence=confidence,
+                        resamples=resamples)
 
 
 class RankingEvaluator:
@@ -208,13 +262,14 @@ class RankingEvaluator:
             lambda_value=cfg.lambda_value, protocol=protocol, max_rank=max_rank,
             average_precision=cfg.average_precision, sgs_repeats=cfg.sgs_repeats,
             seed=cfg.seed, rows=cfg.chunk_rows or None, query_gallery_index=self_index,
-            memory_bytes=budget_bytes(cfg.memory_gb))
+            memory_bytes=budget_bytes(cfg.memory_gb), verification=cfg.verification,
+            bootstrap=cfg.bootstrap, confidence=cfg.confidence, ci_ranks=cfg.ranks)
         self.last_result = result
         return result.summary(cfg.ranks)
 
     def write_report(self, directory: str | Path, name: str = "eval",
                      query_paths: Sequence[str] | None = None) -> dict[str, Path]:
-        """Write ``<name>_metrics.json`` and ``<name>_per_query.csv`` for the last call."""
+        """Write ``<name>_metrics.json`` and ``<name>_per_query.npz`` for the last call."""
         if self.last_result is None:
             raise RuntimeError("write_report needs a call to evaluate first")
         directory = Path(directory)
@@ -222,10 +277,17 @@ class RankingEvaluator:
         metrics = directory / f"{name}_metrics.json"
         data = self.last_result.to_dict()
         data.update(self.last_result.summary(self.config.ranks))
-        metrics.write_text(json.dumps(data, indent=2) + "\n")
-        per_query = self.last_result.write_per_query(directory / f"{name}_per_query.csv",
-                                                     query_paths)
+        atomic_write_text(metrics, json.dumps(data, indent=2) + "\n")
+        per_query = self.write_per_query(directory / f"{name}_per_query.npz", query_paths)
         return {"metrics": metrics, "per_query": per_query}
+
+    def write_per_query(self, path: str | Path,
+                        query_paths: Sequence[str] | None = None) -> Path:
+        """The last call's per-query AP, first-match rank and INP (``.npz``, ``.csv`` or
+        ``.json`` by the suffix; see :meth:`RankResult.write_per_query`)."""
+        if self.last_result is None:
+            raise RuntimeError("write_per_query needs a call to evaluate first")
+        return self.last_result.write_per_query(path, query_paths or None)
 
     def ranked_results(self, query: FeatureSet, gallery: FeatureSet, path: str | Path, *,
                        topk: int = 10, num_queries: int = 8, seed: int = 0):

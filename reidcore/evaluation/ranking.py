@@ -89,6 +89,14 @@ class RankResult:
     how it was computed, since a different distance gives a different score."""
     normalisation: str = ""
     reranked: bool = False
+    tpr_at_fpr: dict = attrs.field(factory=dict)
+    """``{fpr: tpr}`` (:mod:`reidcore.evaluation.verification`); empty when not computed."""
+    intervals: dict = attrs.field(factory=dict)
+    """``{metric: (low, high)}``: bootstrap confidence intervals over the valid queries
+    (:mod:`reidcore.evaluation.bootstrap`) for ``mAP``, ``mINP`` and ``rank<k>``; empty
+    when not computed."""
+    confidence: float = 0.95
+    resamples: int = 0
 
     @property
     def num_queries(self) -> int:
@@ -108,6 +116,13 @@ class RankResult:
                 out[f"rank{k}"] = float(self.cmc[k - 1])
         out["num_valid_queries"] = float(self.num_valid_queries)
         out["num_skipped_queries"] = float(self.num_skipped_queries)
+        from reidcore.evaluation.verification import metric_name
+
+        for fpr, tpr in self.tpr_at_fpr.items():
+            out[metric_name(fpr)] = float(tpr)
+        for name, (low, high) in self.intervals.items():
+            out[f"{name}_ci_low"] = float(low)
+            out[f"{name}_ci_high"] = float(high)
         return out
 
     def to_dict(self, *, per_query: bool = False) -> dict:
@@ -123,6 +138,15 @@ class RankResult:
             "num_valid_queries": int(self.num_valid_queries),
             "num_skipped_queries": int(self.num_skipped_queries),
         }
+        if self.tpr_at_fpr:
+            from reidcore.evaluation.verification import label
+
+            data["tpr_at_fpr"] = {label(f): float(t) for f, t in self.tpr_at_fpr.items()}
+        if self.intervals:
+            data["confidence_intervals"] = {
+                "level": self.confidence, "resamples": self.resamples,
+                "method": "percentile bootstrap over valid queries",
+                **{name: [float(lo), float(hi)] for name, (lo, hi) in self.intervals.items()}}
         if per_query:
             data["per_query"] = self.per_query_rows()
         return data
@@ -146,8 +170,24 @@ class RankResult:
 
     def write_per_query(self, path: str | Path,
                         query_paths: Sequence[str] | None = None) -> Path:
-        """Write per-query results as ``.csv`` or ``.json`` (chosen by the suffix)."""
+        """Write per-query results as ``.npz`` (compact: ``ap``, ``inp`` float32,
+        ``first_match_rank``, ``num_positives`` int32, ``valid``, and ``paths`` when known;
+        NaN / 0 for skipped queries), ``.csv`` or ``.json`` (chosen by the suffix).
+        Written atomically."""
+        from reidcore.fileio import atomic_open
+
         path = Path(path)
+        if path.suffix.lower() == ".npz":
+            arrays: dict[str, Any] = {
+                "ap": self.ap.astype(np.float32), "inp": self.inp.astype(np.float32),
+                "first_match_rank": self.first_match_rank.astype(np.int32),
+                "num_positives": self.num_positives.astype(np.int32),
+                "valid": ~self.skipped}
+            if query_paths is not None:
+                arrays["paths"] = np.array([str(p) for p in query_paths])
+            with atomic_open(path, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+            return path
         rows = self.per_query_rows(query_paths)
         if path.suffix.lower() == ".json":
             data = self.to_dict()
@@ -163,7 +203,7 @@ class RankResult:
                 for row in rows:
                     writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
         else:
-            raise ReidError(f"per-query results go to a .csv or .json file, not {path}")
+            raise ReidError(f"per-query results go to a .npz, .csv or .json file, not {path}")
         return path
 
 

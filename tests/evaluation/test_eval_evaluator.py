@@ -71,7 +71,10 @@ def test_evaluate_returns_flat_metrics_equal_to_rank_metrics():
     assert metrics["mAP"] == pytest.approx(expected.mAP, rel=1e-9)
     assert metrics["rank1"] == pytest.approx(expected.cmc[0])
     assert set(metrics) == {"mAP", "mINP", "rank1", "rank5", "num_valid_queries",
-                            "num_skipped_queries"}
+                            "num_skipped_queries", "tpr_at_fpr_1e-4", "tpr_at_fpr_1e-3",
+                            "tpr_at_fpr_1e-2"} | {f"{m}_ci_{end}" for m in
+                                                  ("mAP", "mINP", "rank1", "rank5")
+                                                  for end in ("low", "high")}
     assert all(isinstance(v, float) for v in metrics.values())
 
 
@@ -132,9 +135,14 @@ def test_reports_per_query_csv_and_json(tmp_path):
     data = json.loads(paths["metrics"].read_text())
     assert data["mAP"] == pytest.approx(evaluator.last_result.mAP)
     assert len(data["cmc"]) == 50 and "rank1" in data
-    rows = list(csv.DictReader(paths["per_query"].open()))
-    assert len(rows) == len(query.pids)
+    assert set(data["tpr_at_fpr"]) == {"TPR@FPR=1e-4", "TPR@FPR=1e-3", "TPR@FPR=1e-2"}
+    assert data["confidence_intervals"]["resamples"] == 1000
+    with np.load(paths["per_query"]) as per_query_npz:
+        assert len(per_query_npz["ap"]) == len(query.pids)
     result = evaluator.last_result
+    result.write_per_query(tmp_path / "q.csv")
+    rows = list(csv.DictReader((tmp_path / "q.csv").open()))
+    assert len(rows) == len(query.pids)
     assert float(rows[0]["ap"]) == pytest.approx(result.ap[0])
     assert int(rows[0]["first_match_rank"]) == result.first_match_rank[0]
     out = result.write_per_query(tmp_path / "q.json", [f"q{i}" for i in range(30)])

@@ -1,0 +1,48 @@
+"""Bootstrap confidence intervals over queries (no torch, no numba).
+
+mAP, mINP and rank-k are means of per-query values (AP, INP, "first match within k"),
+so resampling the valid queries with replacement and taking the mean of each resample
+gives their sampling spread; the interval is the percentile interval (2.5 % and 97.5 %
+for 95 %). Every metric uses the same resamples, drawn from ``numpy.random.default_rng
+(seed)``: the same seed gives the same intervals. 1,000 resamples of MSMT17's 11,659
+queries take a fraction of a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from reidcore.errors import ReidError
+
+BLOCK = 64
+"""Resamples drawn at once (bounds the index matrix to ``BLOCK x queries``)."""
+
+
+def bootstrap_intervals(values: Mapping[str, np.ndarray], *, resamples: int = 1000,
+                        confidence: float = 0.95, seed: int = 0
+                        ) -> dict[str, tuple[float, float]]:
+    """``{name: (low, high)}``: the percentile bootstrap interval of the mean of each
+    per-query array in ``values`` (all of one length: the valid queries)."""
+    if resamples < 1:
+        raise ReidError(f"bootstrap needs at least 1 resample, got {resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise ReidError(f"confidence must be between 0 and 1, got {confidence}")
+    names = list(values)
+    if not names:
+        return {}
+    matrix = np.stack([np.asarray(values[name], np.float64) for name in names])
+    n = matrix.shape[1]
+    if n == 0:
+        return {name: (float("nan"), float("nan")) for name in names}
+    rng = np.random.default_rng(seed)
+    means = np.empty((len(names), resamples), np.float64)
+    for start in range(0, resamples, BLOCK):
+        stop = min(resamples, start + BLOCK)
+        index = rng.integers(0, n, size=(stop - start, n))
+        means[:, start:stop] = matrix[:, index].mean(axis=2)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(means, [tail, 100.0 - tail], axis=1)
+    return {name: (float(lo), float(hi)) for name, lo, hi in zip(names, low, high,
+                                                                 strict=True)}
