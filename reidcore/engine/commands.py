@@ -125,6 +125,12 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
     from reidcore.evaluation.distance import check_finite
     from reidcore.evaluation.evaluator import RankingEvaluator
     from reidcore.evaluation.protocol import camera_ids_warning
+    from reidcore.evaluation.sharded import (
+        evaluate_sets_sharded,
+        torchrun_group,
+        torchrun_rank,
+        torchrun_world_size,
+    )
     from reidcore.records import FeatureSet
 
     if args.run is not None:
@@ -159,10 +165,18 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
         return FeatureSet(torch.from_numpy(data["features"]), data["pids"],
                           data["camids"] if have_cams else None, data["paths"])
 
-    evaluator = RankingEvaluator(config)
-    metrics = evaluator.evaluate(feature_set(query), feature_set(gallery))
-    result = evaluator.last_result
-    assert result is not None  # set by evaluate()
+    world = torchrun_world_size()
+    if world > 1:  # each process ranks a contiguous gallery shard
+        with torchrun_group():
+            result = evaluate_sets_sharded(config, feature_set(query), feature_set(gallery))
+        if torchrun_rank() != 0:
+            return 0  # the same result on every process: rank 0 reports it
+        metrics = result.summary(ranks)
+    else:
+        evaluator = RankingEvaluator(config)
+        metrics = dict(evaluator.evaluate(feature_set(query), feature_set(gallery)))
+        assert evaluator.last_result is not None  # set by evaluate()
+        result = evaluator.last_result
     if args.per_query is not None:
         result.write_per_query(args.per_query, query["paths"] or None)
     if args.json:
@@ -176,7 +190,8 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
     print(f"protocol: {result.protocol}   distance: {config.metric}"
           f"{' (the default; --metric to change)' if args.metric is None else ''}"
           f"{'   l2-normalised' if config.normalisation == 'l2' else ''}"
-          f"{'   re-ranked' if config.rerank else ''}", file=out)
+          f"{'   re-ranked' if config.rerank else ''}"
+          f"{f'   gallery sharded over {world} processes' if world > 1 else ''}", file=out)
     print(format_result_lines(result, ranks), file=out)
     print(f"valid queries: {result.num_valid_queries} of {result.num_queries}"
           + (f" ({result.num_skipped_queries} skipped: no valid match in the gallery)"

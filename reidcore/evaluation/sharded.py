@@ -16,14 +16,22 @@ queries. For every chunk of queries:
 Only integers and the positives' distances cross process boundaries, and the arithmetic
 on the ranks is the one-process arithmetic, so CMC, mAP and mINP are bit-identical to
 :func:`~reidcore.evaluation.evaluator.evaluate_features` on the whole gallery.
-Protocols ``market`` and ``no-camera``; single-gallery-shot sampling and re-ranking are
-single-process for now. :func:`evaluate_sharded` runs the exchange over
-``torch.distributed`` (any backend: gloo on CPU); the three steps are plain functions
-for any other transport.
+TPR@FPR is exact too (each shard keeps its smallest negative distances; the union holds
+the global ones). Protocols ``market`` and ``no-camera``; **single-gallery-shot sampling,
+query expansion and re-ranking stay single-process** (they need the whole gallery: under
+``torchrun`` they are refused with that message). :func:`evaluate_sharded` runs the
+exchange over ``torch.distributed`` (any backend: gloo on CPU); the three steps are plain
+functions for any other transport. ``torchrun --nproc-per-node N reid eval --query Q.npz
+--gallery G.npz`` uses it (:func:`evaluate_sets_sharded`): each process reads the files
+and ranks against its shard; rank 0 prints.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+import attrs
 import numba
 import numpy as np
 from numba import prange
@@ -31,6 +39,7 @@ from numba import prange
 from reidcore.errors import ReidError
 from reidcore.evaluation.ranking import GalleryIndex, RankResult, _Partial, combine
 from reidcore.evaluation.ranking_kernels import query_metrics
+from reidcore.evaluation.verification import VerificationPass, negative_pairs, tpr_at_fpr
 
 
 def shard_bounds(num_gallery: int, world_size: int, rank: int) -> tuple[int, int]:
@@ -214,17 +223,20 @@ def evaluate_sharded(query_features, shard_features, q_pids, shard_pids, q_camid
                      normalisation: str = "none", protocol: str = "market",
                      max_rank: int = 50, average_precision: str = "standard",
                      query_gallery_index=None, rows: int | None = None,
-                     group=None) -> RankResult:
+                     group=None, verification: bool = True) -> RankResult:
     """This process's part of a sharded evaluation under ``torch.distributed`` (every
     process of ``group`` calls it with all the queries and its own gallery shard; shards
     are contiguous and in rank order). Returns the same :class:`RankResult` on every
     process, equal bit for bit to the one-process evaluation of the whole gallery.
-    ``query_gallery_index`` (no-camera protocol) holds global gallery indices."""
+    ``query_gallery_index`` (no-camera protocol) holds global gallery indices.
+    ``verification`` adds TPR@FPR, exact as well: each shard keeps its own smallest
+    negative distances, and the union of the shards' candidates holds the global ones."""
     import torch
     import torch.distributed as dist
 
     from reidcore.evaluation.distance import (
         as_tensor,
+        check_finite,
         check_metric,
         iter_distance_chunks,
         l2_normalise,
@@ -249,6 +261,13 @@ def evaluate_sharded(query_features, shard_features, q_pids, shard_pids, q_camid
     index = GalleryIndex.build(g_pids, g_camids)
     qg_index = (None if query_gallery_index is None
                 else np.asarray(query_gallery_index, np.int64))
+    check_finite(query, "the query features")
+    check_finite(shard, f"the gallery features (shard {dist.get_rank(group)})")
+    verify = None
+    if verification:
+        negatives = torch.tensor([negative_pairs(g_pids, q_pids)], dtype=torch.int64)
+        dist.all_reduce(negatives, group=group)
+        verify = VerificationPass(int(negatives.item()))
     # the same query chunks on every process
     rows = rows or max(1, 256 * 2**20 // (4 * max(shard_sizes)))
     parts = []
@@ -269,10 +288,109 @@ def evaluate_sharded(query_features, shard_features, q_pids, shard_pids, q_camid
             raise ReidError("the distance matrix holds NaN values; check the features")
         parts.append(metrics_from_counts(merged[0], total[:counts.shape[0]],
                                          max_rank=max_rank))
+        if verify is not None:  # merged[1]: every positive of the chunk, on every shard
+            verify.add(block, q_pids[start:stop], index.pids, merged[1])
     if num_g == 0 or not parts:
         raise ReidError("nothing to evaluate: the query set or the whole gallery is empty")
-    return combine(parts, max_rank=max_rank, protocol=protocol,
-                   average_precision=average_precision)
+    result = combine(parts, max_rank=max_rank, protocol=protocol,
+                     average_precision=average_precision)
+    if verify is not None:
+        positives = np.concatenate(verify.positives) if verify.positives else np.zeros(0)
+        result = attrs.evolve(result, tpr_at_fpr=tpr_at_fpr(
+            positives, _gather_values(verify.candidates(), world, group),
+            verify.num_negatives, verify.fprs))
+    return result
+
+
+def torchrun_world_size() -> int:
+    """The number of processes ``torchrun`` started (1 without it)."""
+    import os
+
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def torchrun_rank() -> int:
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+@contextlib.contextmanager
+def torchrun_group() -> Iterator[None]:
+    """The default process group from ``torchrun``'s environment (gloo: CPU tensors),
+    set up for the block and closed after it unless it was already there."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        yield
+        return
+    dist.init_process_group("gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def evaluate_sets_sharded(config, query, gallery, group=None) -> RankResult:
+    """``reid eval`` under ``torchrun --nproc N``: every process is given all the queries
+    and the whole gallery (FeatureSets) and ranks against its contiguous shard ``rank``
+    of the gallery only; the result, with bootstrap intervals, is the same on
+    every process and equal to the one-process evaluation. Re-ranking, query expansion
+    and single-gallery-shot need the whole gallery in one process: refused here."""
+    import torch.distributed as dist
+
+    from reidcore.evaluation.evaluator import with_intervals
+    from reidcore.evaluation.protocol import query_gallery_index_from_paths, resolve_protocol
+
+    for wanted, what in ((config.rerank, "re-ranking (--rerank)"),
+                         (config.query_expansion, "query expansion"),
+                         (config.protocol == "single-gallery-shot",
+                          "the single-gallery-shot protocol")):
+        if wanted:
+            raise ReidError(f"{what} needs the whole gallery in one process and is not "
+                            "sharded: run reid eval without torchrun for it")
+    have_cams = query.camids is not None and gallery.camids is not None
+    protocol = resolve_protocol(config.protocol, have_cams)
+    self_index = (query_gallery_index_from_paths(query.paths, gallery.paths)
+                  if protocol == "no-camera" else None)
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+    start, stop = shard_bounds(len(gallery.pids), world, rank)
+    result = evaluate_sharded(
+        query.features, gallery.features[start:stop], query.pids, gallery.pids[start:stop],
+        query.camids if have_cams else None,
+        gallery.camids[start:stop] if have_cams else None, metric=config.metric,
+        normalisation=config.normalisation, protocol=protocol,
+        max_rank=max(config.max_rank, *config.ranks),
+        average_precision=config.average_precision, query_gallery_index=self_index,
+        rows=config.chunk_rows or None, group=group, verification=config.verification)
+    if config.bootstrap:
+        result = with_intervals(result, resamples=config.bootstrap,
+                                confidence=config.confidence, seed=config.seed,
+                                ranks=config.ranks)
+    return attrs.evolve(result, distance=config.metric, normalisation=config.normalisation)
+
+
+def _gather_values(values: np.ndarray, world: int, group) -> np.ndarray:
+    """Every process's 1-d float array, concatenated in rank order."""
+    import torch
+    import torch.distributed as dist
+
+    values = np.ascontiguousarray(values, np.float64)  # float32 distances are exact in it
+    lengths = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
+    dist.all_gather(lengths, torch.tensor([values.shape[0]], dtype=torch.int64), group=group)
+    longest = max(int(n.item()) for n in lengths)
+    padded = torch.zeros(longest, dtype=torch.float64)
+    padded[:values.shape[0]] = torch.from_numpy(values)
+    gathered = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(gathered, padded, group=group)
+    return np.concatenate([g.numpy()[:int(n.item())] for n, g in zip(lengths, gathered,
+                                                                       strict=True)])
 
 
 def _gather(mine, world: int, group) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -138,29 +138,43 @@ class VerificationPass:
                            self.buffer, self.state)
         self.positives.append(np.asarray(positive_distances, np.float64))
 
+    def candidates(self) -> np.ndarray:
+        """The negatives that can set a threshold: at most ``keep`` values, unsorted,
+        holding the ``keep`` smallest negative distances seen (for a sharded gallery each
+        shard's candidates are gathered and :func:`tpr_at_fpr` reads the union)."""
+        count = int(self.state[0])
+        if self.buffer is None:
+            return np.zeros(0)
+        if count <= self.keep:
+            return self.buffer[:count]
+        return np.partition(self.buffer[:count], self.keep - 1)[:self.keep]
+
     def result(self) -> dict[float, float]:
         """``{fpr: tpr}``; NaN when there is no positive or no negative pair."""
-        positives = np.sort(np.concatenate(self.positives)) if self.positives else \
-            np.zeros(0)
-        count = int(self.state[0])
-        buffer = self.buffer if self.buffer is not None else np.zeros(0)
-        # the (m + 1)-th smallest negative for each target, by selection (no full sort)
-        wanted = {fpr: int(np.floor(fpr * self.num_negatives)) for fpr in self.fprs}
-        inside = sorted({m for m in wanted.values() if m < count})
-        negatives = np.partition(buffer[:count], inside) if inside else buffer[:count]
-        out: dict[float, float] = {}
-        for fpr in self.fprs:
-            if positives.size == 0 or self.num_negatives == 0:
-                out[fpr] = float("nan")
-                continue
-            m = wanted[fpr]
-            if m >= self.num_negatives:
-                out[fpr] = 1.0
-                continue
+        positives = np.concatenate(self.positives) if self.positives else np.zeros(0)
+        return tpr_at_fpr(positives, self.candidates(), self.num_negatives, self.fprs)
+
+
+def tpr_at_fpr(positives: np.ndarray, candidates: np.ndarray, num_negatives: int,
+               fprs: Sequence[float] = FPR_TARGETS) -> dict[float, float]:
+    """TPR at each FPR from all positive distances and a set of negative distances that
+    holds the ``floor(max(fprs) * num_negatives) + 1`` smallest ones."""
+    positives = np.sort(np.asarray(positives, np.float64))
+    # the (m + 1)-th smallest negative for each target, by selection (no full sort)
+    wanted = {float(f): int(np.floor(f * num_negatives)) for f in fprs}
+    inside = sorted({m for m in wanted.values() if m < candidates.size})
+    negatives = np.partition(candidates, inside) if inside else candidates
+    out: dict[float, float] = {}
+    for fpr, m in wanted.items():
+        if positives.size == 0 or num_negatives == 0:
+            out[fpr] = float("nan")
+        elif m >= num_negatives:
+            out[fpr] = 1.0
+        else:
             threshold = float(negatives[m])
             out[fpr] = float(np.searchsorted(positives, threshold, side="left")
                              / positives.size)
-        return out
+    return out
 
 
 def reference_tpr_at_fpr(distmat: np.ndarray, q_pids, g_pids, q_camids=None, g_camids=None,

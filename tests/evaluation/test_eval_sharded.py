@@ -10,8 +10,10 @@ import torch.multiprocessing as mp
 
 from reidcore.errors import ReidError
 from reidcore.evaluation import evaluate_features
+from reidcore.evaluation.config import RankingConfig
 from reidcore.evaluation.ranking import GalleryIndex, combine
 from reidcore.evaluation.sharded import (
+    evaluate_sets_sharded,
     evaluate_sharded,
     merge_positives,
     metrics_from_counts,
@@ -77,6 +79,7 @@ def _worker(rank, world, port, path):
                                   gallery.pids[a:b], query.camids, gallery.camids[a:b],
                                   rows=17)
         np.savez(f"{path}_{rank}.npz", mAP=result.mAP, mINP=result.mINP,
+                 tpr=np.array(list(result.tpr_at_fpr.values())),
                  **{name: getattr(result, name) for name in FIELDS})
     finally:
         torch.distributed.destroy_process_group()
@@ -95,6 +98,7 @@ def test_two_gloo_processes_equal_one_process_bit_for_bit(tmp_path):
         for name in FIELDS:
             assert np.array_equal(got[name], getattr(expected, name), equal_nan=True), name
         assert float(got["mAP"]) == expected.mAP and float(got["mINP"]) == expected.mINP
+        assert got["tpr"].tolist() == list(expected.tpr_at_fpr.values())
 
 
 def test_single_gallery_shot_is_refused():
@@ -102,3 +106,11 @@ def test_single_gallery_shot_is_refused():
     with pytest.raises(ReidError, match="single-gallery-shot"):
         evaluate_sharded(query.features, gallery.features, query.pids, gallery.pids,
                          query.camids, gallery.camids, protocol="single-gallery-shot")
+
+
+def test_what_needs_the_whole_gallery_is_refused_under_torchrun():
+    query, gallery = problem()
+    for option in ({"rerank": True}, {"query_expansion": 2},
+                   {"protocol": "single-gallery-shot"}):
+        with pytest.raises(ReidError, match="whole gallery in one process"):
+            evaluate_sets_sharded(RankingConfig(**option), query, gallery)
