@@ -119,8 +119,8 @@ def _parse_ranks(text: str) -> tuple[int, ...]:
 
 
 def run_eval(args: argparse.Namespace, plugins: Any) -> int:
-    import torch
-
+    # no torch here: saved features are ranked with NumPy (torch's import is most of a new
+    # process's start); re-ranking and query expansion import it when they run
     from reidcore.evaluation.config import RankingConfig
     from reidcore.evaluation.distance import check_finite
     from reidcore.evaluation.evaluator import RankingEvaluator
@@ -162,7 +162,7 @@ def run_eval(args: argparse.Namespace, plugins: Any) -> int:
     check_finite(gallery["features"], f"--gallery {args.gallery}: the features")
 
     def feature_set(data: dict[str, Any]) -> FeatureSet:
-        return FeatureSet(torch.from_numpy(data["features"]), data["pids"],
+        return FeatureSet(data["features"], data["pids"],
                           data["camids"] if have_cams else None, data["paths"])
 
     world = torchrun_world_size()

@@ -16,20 +16,23 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
-import torch
 
 from reidcore.errors import ReidError
 from reidcore.evaluation.bootstrap import bootstrap_intervals
 from reidcore.evaluation.config import RankingConfig
 from reidcore.evaluation.distance import (
+    as_array,
     as_tensor,
     check_finite,
     check_metric,
     iter_distance_chunks,
     l2_normalise,
+    l2_normalise_array,
+    numpy_backend_fits,
 )
 from reidcore.evaluation.memory import (
     Budget,
@@ -56,6 +59,9 @@ from reidcore.fileio import atomic_write_text
 from reidcore.progress import progress
 from reidcore.records import FeatureSet
 
+if TYPE_CHECKING:
+    import torch
+
 logger = logging.getLogger("reid.evaluation")
 
 
@@ -63,6 +69,8 @@ def average_query_expansion(query, gallery, k: int, *, metric: str = "euclidean"
                             normalise: bool = False, rows: int | None = None) -> torch.Tensor:
     """Average query expansion: each query becomes the mean of itself and its ``k``
     nearest gallery embeddings (re-normalised when ``normalise``)."""
+    import torch
+
     query = as_tensor(query)
     gallery = as_tensor(gallery)
     if k <= 0:
@@ -87,8 +95,8 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
                       sgs_repeats: int = 10, seed: int = 0, rows: int | None = None,
                       query_gallery_index=None, memory_bytes: int | None = None,
                       verification: bool = True, bootstrap: int = 1000,
-                      confidence: float = 0.95, ci_ranks: Sequence[int] = (1, 5, 10)
-                      ) -> RankResult:
+                      confidence: float = 0.95, ci_ranks: Sequence[int] = (1, 5, 10),
+                      backend: str = "torch") -> RankResult:
     """Rank metrics from embeddings (see :class:`~reidcore.evaluation.config.RankingConfig`
     for the options). The distance matrix is streamed by query chunks, re-ranked or not;
     working memory stays within ``memory_bytes`` (default: half the machine's memory) and
@@ -99,7 +107,10 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
     ``verification`` adds TPR@FPR = 1e-4, 1e-3, 1e-2 from the same pass
     (:mod:`~reidcore.evaluation.verification`); ``bootstrap`` resamples (0: none) give
     ``confidence`` intervals over queries for mAP, mINP and rank-k for ``ci_ranks``
-    (:mod:`~reidcore.evaluation.bootstrap`, seeded by ``seed``).
+    (:mod:`~reidcore.evaluation.bootstrap`, seeded by ``seed``). ``backend="numpy"``
+    computes plain distances of NumPy features with NumPy (no torch import: ``reid eval``
+    of saved features), equal to torch's within float32 rounding; re-ranking, query
+    expansion and ``l1`` use torch.
     """
     try:
         result = _evaluate_features(
@@ -108,7 +119,7 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
             rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value, protocol=protocol,
             max_rank=max_rank, average_precision=average_precision, sgs_repeats=sgs_repeats,
             seed=seed, rows=rows, query_gallery_index=query_gallery_index,
-            memory_bytes=memory_bytes, verification=verification)
+            memory_bytes=memory_bytes, verification=verification, backend=backend)
         if bootstrap:
             result = with_intervals(result, resamples=bootstrap, confidence=confidence,
                                     seed=seed, ranks=ci_ranks)
@@ -127,12 +138,17 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
                        rerank: bool, k1: int, k2: int, lambda_value: float, protocol: str,
                        max_rank: int, average_precision: str, sgs_repeats: int, seed: int,
                        rows: int | None, query_gallery_index,
-                       memory_bytes: int | None, verification: bool) -> RankResult:
+                       memory_bytes: int | None, verification: bool,
+                       backend: str = "torch") -> RankResult:
     check_metric(metric)
     if normalisation not in ("none", "l2"):
         raise ReidError(f"normalisation must be 'none' or 'l2', got '{normalisation}'")
-    query = as_tensor(query_features)
-    gallery = as_tensor(gallery_features)
+    use_numpy = (backend == "numpy" and not rerank and query_expansion == 0
+                 and numpy_backend_fits(query_features, gallery_features, metric))
+    to_features, normalise = ((as_array, l2_normalise_array) if use_numpy
+                              else (as_tensor, l2_normalise))
+    query = to_features(query_features)
+    gallery = to_features(gallery_features)
     for side, features in (("query", query), ("gallery", gallery)):
         if features.shape[0] == 0:
             raise ReidError(f"nothing to evaluate: the {side} set is empty (0 features); "
@@ -143,7 +159,7 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
     check_finite(query, "the query features")
     check_finite(gallery, "the gallery features")
     if normalisation == "l2":
-        query, gallery = l2_normalise(query), l2_normalise(gallery)
+        query, gallery = normalise(query), normalise(gallery)
     protocol = resolve_protocol(protocol, q_camids is not None and g_camids is not None)
     num_q, num_g = query.shape[0], gallery.shape[0]
     q_pids, g_pids, q_camids, g_camids = prepare_labels(
@@ -171,7 +187,8 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
                                       rows=rows)
     else:
         rows = plain_rows(num_q, num_g, memory_bytes, rows)
-        chunks = progress(iter_distance_chunks(query, gallery, metric, rows=rows),
+        chunks = progress(iter_distance_chunks(query, gallery, metric, rows=rows,
+                                               backend="numpy" if use_numpy else "torch"),
                           total=-(-num_q // rows), desc="ranking", unit="chunk")
     parts = []
     for start, block in chunks:
@@ -263,7 +280,8 @@ class RankingEvaluator:
             average_precision=cfg.average_precision, sgs_repeats=cfg.sgs_repeats,
             seed=cfg.seed, rows=cfg.chunk_rows or None, query_gallery_index=self_index,
             memory_bytes=budget_bytes(cfg.memory_gb), verification=cfg.verification,
-            bootstrap=cfg.bootstrap, confidence=cfg.confidence, ci_ranks=cfg.ranks)
+            bootstrap=cfg.bootstrap, confidence=cfg.confidence, ci_ranks=cfg.ranks,
+            backend="numpy")  # only for NumPy features (reid eval's): tensors use torch
         self.last_result = result
         return result.summary(cfg.ranks)
 
