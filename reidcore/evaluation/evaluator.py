@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -145,10 +145,12 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
         raise ReidError(f"normalisation must be 'none' or 'l2', got '{normalisation}'")
     use_numpy = (backend == "numpy" and not rerank and query_expansion == 0
                  and numpy_backend_fits(query_features, gallery_features, metric))
-    to_features, normalise = ((as_array, l2_normalise_array) if use_numpy
-                              else (as_tensor, l2_normalise))
-    query = to_features(query_features)
-    gallery = to_features(gallery_features)
+    query: Any
+    gallery: Any
+    if use_numpy:
+        query, gallery = as_array(query_features), as_array(gallery_features)
+    else:
+        query, gallery = as_tensor(query_features), as_tensor(gallery_features)
     for side, features in (("query", query), ("gallery", gallery)):
         if features.shape[0] == 0:
             raise ReidError(f"nothing to evaluate: the {side} set is empty (0 features); "
@@ -159,7 +161,8 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
     check_finite(query, "the query features")
     check_finite(gallery, "the gallery features")
     if normalisation == "l2":
-        query, gallery = normalise(query), normalise(gallery)
+        query, gallery = ((l2_normalise_array(query), l2_normalise_array(gallery))
+                          if use_numpy else (l2_normalise(query), l2_normalise(gallery)))
     protocol = resolve_protocol(protocol, q_camids is not None and g_camids is not None)
     num_q, num_g = query.shape[0], gallery.shape[0]
     q_pids, g_pids, q_camids, g_camids = prepare_labels(
