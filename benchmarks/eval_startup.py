@@ -6,6 +6,10 @@ then ``python -X importtime -c "import reidcore"`` and the cost of the evaluatio
 (``reidcore.evaluation.evaluator``, numba, torch) measured in a fresh interpreter.
 
     OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python benchmarks/eval_startup.py
+
+``--before DIR`` times, alternating with the working tree, the ``reid eval`` of another
+source tree (``git worktree add DIR COMMIT``): the editable install's import hook is
+removed in that process so that ``reidcore`` comes from ``DIR``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,18 @@ def write_features(directory: Path, dim: int) -> tuple[Path, Path]:
     return query, gallery
 
 
+FROM_TREE = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable___reidcore_" not in repr(f)]
+for name in [m for m in sys.modules if m == "reidcore" or m.startswith("reidcore.")]:
+    del sys.modules[name]
+sys.path.insert(0, sys.argv.pop(1))
+from reidcore.cli import main
+sys.argv[0] = "reid"
+sys.exit(main())
+"""
+
+
 def import_cost(statement: str) -> float:
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -51,18 +67,26 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/reid_eval_startup"))
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--before", type=Path, help="another source tree to time beside")
     options = parser.parse_args()
     query, gallery = write_features(options.dir, options.dim)
-    reid = str(Path(sys.executable).with_name("reid"))
-    command = [reid, "eval", "--query", str(query), "--gallery", str(gallery)]
-    subprocess.run(command, check=True, capture_output=True)  # fills numba's cache
-    times = []
+    arguments = ["eval", "--query", str(query), "--gallery", str(gallery)]
+    commands = {"now": [str(Path(sys.executable).with_name("reid")), *arguments]}
+    if options.before:
+        commands["before"] = [sys.executable, "-c", FROM_TREE, str(options.before.resolve()),
+                              *arguments]
+    for command in commands.values():
+        subprocess.run(command, check=True, capture_output=True)  # fills numba's cache
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(options.repeats):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    print(f"reid eval (new process, Market-size saved features): "
-          f"{' '.join(f'{t:.2f}' for t in times)} s; median {statistics.median(times):.2f} s")
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        print(f"reid eval {name} (new process, Market-size saved features): "
+              f"{' '.join(f'{t:.2f}' for t in values)} s; median "
+              f"{statistics.median(values):.2f} s")
     for statement in ("import reidcore", "import numba", "import torch",
                       "import reidcore.evaluation.evaluator",
                       "import reidcore.evaluation.evaluator; "
