@@ -38,6 +38,7 @@ from torch import nn
 from reid_plugin_san.common import (
     check_pairing,
     epoch_multistep,
+    keep_global_rngs,
     maybe_log_images,
     to_tanh_range,
 )
@@ -190,18 +191,25 @@ class San:
         return folder.load(batch["paths"], self.texture_size).to(self.context.device)
 
     def texture_folder(self) -> TextureFolder:
+        """The texture folder, made ready at the first step that needs it (written with
+        SAN-PG when ``textures = "san_pg"``) without drawing from the global RNGs: an
+        uninterrupted run does this in its first epoch, a resumed one in its first
+        resumed step, and both must go on with the same random stream."""
         if self._textures is None:
-            c = self.config
-            source = self.context.recipe.data.source
-            dataset = source[0].name if source else "DATASET"
-            if c.textures == "folder":
-                if not c.texture_root:
-                    raise ReidError("san: textures = \"folder\" needs method.texture_root, a "
-                                    "folder written by `reid san-textures`")
-                self._textures = TextureFolder(c.texture_root, dataset)
-            else:
-                self._textures = TextureFolder(self.write_pseudo_textures(), dataset)
+            with keep_global_rngs():
+                self._textures = self._open_texture_folder()
         return self._textures
+
+    def _open_texture_folder(self) -> TextureFolder:
+        c = self.config
+        source = self.context.recipe.data.source
+        dataset = source[0].name if source else "DATASET"
+        if c.textures == "folder":
+            if not c.texture_root:
+                raise ReidError("san: textures = \"folder\" needs method.texture_root, a "
+                                "folder written by `reid san-textures`")
+            return TextureFolder(c.texture_root, dataset)
+        return TextureFolder(self.write_pseudo_textures(), dataset)
 
     def write_pseudo_textures(self) -> Path:
         """``textures = "san_pg"``: write (or complete) the pseudo textures of every
