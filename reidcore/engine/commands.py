@@ -31,7 +31,8 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--query", type=Path, help="query features (.npz)")
     parser.add_argument("--gallery", type=Path, help="gallery features (.npz)")
     parser.add_argument("--run", metavar="RUN_DIR",
-                        help="a run directory (its best, else latest, checkpoint)")
+                        help="a run directory (its best, else latest, checkpoint) or a "
+                             ".onnx file written by reid export")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="with --run: override the run's recipe")
     parser.add_argument("--checkpoint", type=Path, help="with --run: this checkpoint file")
@@ -256,13 +257,13 @@ def command_extract(args: argparse.Namespace, plugins: Any) -> int:
 
     from reidcore.data.datasets.base import find_images
     from reidcore.data.labels import WHAT_EVAL_NEEDS
-    from reidcore.engine.extract import FeatureExtractor
+    from reidcore.engine.extract import open_extractor
     from reidcore.fileio import atomic_open
 
     images = find_images(args.images, "--images")
     labels, why_not = _extract_labels(args, images)  # before the network: fail fast
-    extractor = FeatureExtractor(args.run, checkpoint=args.checkpoint, device=args.device,
-                                 plugins=plugins, batch_size=args.batch_size)
+    extractor = open_extractor(args.run, checkpoint=args.checkpoint, device=args.device,
+                               plugins=plugins, batch_size=args.batch_size)
     features = extractor(images)
     arrays: dict[str, Any] = {
         "features": features.numpy(), "paths": np.array([str(p) for p in images])}
@@ -288,7 +289,8 @@ def add_extract_command(subparsers: argparse._SubParsersAction) -> None:
         "extract", help="embed a folder of images with a trained run (or a recipe)")
     parser.add_argument("run", metavar="RECIPE_OR_RUN",
                         help="a run directory (uses checkpoints/best.pt, else the latest) or a "
-                             "recipe file / packaged recipe name (untrained weights)")
+                             "recipe file / packaged recipe name (untrained weights) or a .onnx "
+                             "file written by reid export")
     parser.add_argument("--images", type=Path, required=True, help="folder of images (recursive)")
     parser.add_argument("--out", type=Path, required=True,
                         help="output .npz with 'features' (N x D), 'paths' and, when the "

@@ -112,6 +112,23 @@ class FeatureExtractor:
         return torch.cat(outputs) if outputs else torch.empty(0)
 
 
+def open_extractor(run_or_recipe: str | Path, *, plugins: Any,
+                   checkpoint: str | Path | None = None, device: str = "cpu",
+                   batch_size: int = 64, overrides: Sequence[str] = ()) -> FeatureExtractor:
+    """A :class:`FeatureExtractor` for a run or recipe, or for a ``.onnx`` file written by
+    ``reid export`` (onnxruntime embeds; the recipe is the one stored in the file)."""
+    if str(run_or_recipe).endswith(".onnx"):
+        from reidcore.export.runtime import OnnxFeatureExtractor
+
+        if checkpoint is not None:
+            raise ReidError(f"{run_or_recipe}: an exported ONNX file holds its weights; "
+                            "--checkpoint does not apply")
+        return OnnxFeatureExtractor(run_or_recipe, plugins=plugins, device=device,
+                                    batch_size=batch_size, overrides=overrides)
+    return FeatureExtractor(run_or_recipe, checkpoint=checkpoint, device=device,
+                            plugins=plugins, batch_size=batch_size, overrides=overrides)
+
+
 def evaluate_run(run_or_recipe: str | Path, *, plugins: Any, overrides: Sequence[str] = (),
                  checkpoint: str | Path | None = None, device: str = "cpu",
                  evaluation: dict[str, Any] | None = None) -> dict[str, float]:
@@ -124,8 +141,8 @@ def evaluate_run(run_or_recipe: str | Path, *, plugins: Any, overrides: Sequence
     from reidcore.engine.trainer import build_dataset, section_names
     from reidcore.registry import Kind
 
-    extractor = FeatureExtractor(run_or_recipe, checkpoint=checkpoint, device=device,
-                                 plugins=plugins, overrides=overrides)
+    extractor = open_extractor(run_or_recipe, checkpoint=checkpoint, device=device,
+                               plugins=plugins, overrides=overrides)
     recipe = extractor.recipe
     if not recipe.data.test:
         raise ReidError(f"{run_or_recipe}: the recipe has no [[data.test]] dataset to evaluate")

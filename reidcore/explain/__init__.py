@@ -1,0 +1,1 @@
+"""Activation maps of a run's network (``reid explain``)."""
