@@ -65,7 +65,7 @@ def build_parser(plugins: Any) -> argparse.ArgumentParser:
                      help="run the recipe once per seed into --out/seed-<N> (each an ordinary "
                           "run; started again, completed seeds are kept and a killed one "
                           "resumes) and write --out/seeds.json with each metric's mean, sd, "
-                          "min and max")
+                          "min and max; {seed} in a --set value becomes each run's seed")
     run.set_defaults(func=command_run)
 
     check = subparsers.add_parser("check", parents=[common],
@@ -167,10 +167,15 @@ def command_run(args: argparse.Namespace, plugins: Any) -> int:
         if args.resume:
             raise ReidError("--seeds resumes by itself: run the same command again (completed "
                             "seeds are kept, a killed one resumes); leave out --resume")
-        from reidcore.engine.seed_group import run_seeds
+        from reidcore.engine.seed_group import SEED_PLACEHOLDER, run_seeds, seeded_overrides
+        from reidcore.recipe import load_recipe as load
 
-        group = run_seeds(recipe, plugins, args.seeds, args.out, recipe_name=path.stem,
-                          source=path, nproc=args.nproc)
+        def recipe_of(seed: int) -> Any:
+            return load(args.recipe, plugins, seeded_overrides(args.overrides, seed))[1]
+
+        per_seed = any(SEED_PLACEHOLDER in item for item in args.overrides)
+        group = run_seeds(recipe_of if per_seed else recipe, plugins, args.seeds, args.out,
+                          recipe_name=path.stem, source=path, nproc=args.nproc)
         print(json.dumps(group["metrics"], indent=2))
         return 0
     summary = run_chain(recipe, plugins, args.out, resume=args.resume, recipe_name=path.stem,

@@ -279,14 +279,24 @@ def run_recipe(recipe: Any, out: Path, *, overrides: Sequence[str] = (), resume:
 def run_seeds(recipe: Any, out: Path, seeds: Sequence[int], *, overrides: Sequence[str] = (),
               quiet: bool = True, name: str | None = None) -> dict[str, Any]:
     """``recipe`` once per seed into ``out/seed-<N>``, as ``reid run --seeds`` does (completed
-    seeds are kept, a killed one resumes); returns ``seeds.json``'s content: per test set
-    and metric the mean, sd, min, max and per-seed values."""
+    seeds are kept, a killed one resumes; ``{seed}`` in an override becomes each run's
+    seed); returns ``seeds.json``'s content: per test set and metric the mean, sd, min, max
+    and per-seed values."""
     from reidcore.engine.seed_group import run_seeds as engine_run_seeds
+    from reidcore.engine.seed_group import seeded_overrides
 
-    if not hasattr(recipe, "method"):
-        recipe = resolve_recipe(recipe, overrides)
-    return engine_run_seeds(recipe, installed_plugins(), list(seeds), Path(out),
-                            recipe_name=name or recipe.name or "recipe", quiet=quiet)
+    if hasattr(recipe, "method"):
+        resolved = recipe
+    else:
+        resolved = resolve_recipe(recipe, seeded_overrides(overrides, 0))
+
+    def recipe_of(seed: int) -> Any:
+        return resolve_recipe(recipe, seeded_overrides(overrides, seed))
+
+    per_seed = not hasattr(recipe, "method") and any("{seed}" in o for o in overrides)
+    return engine_run_seeds(recipe_of if per_seed else resolved, installed_plugins(),
+                            list(seeds), Path(out),
+                            recipe_name=name or resolved.name or "recipe", quiet=quiet)
 
 
 def compare_runs(paths: Sequence[Path], metrics: Sequence[str] | None = None,

@@ -10,12 +10,16 @@ Each seed is an ordinary run in its own directory inside the group's directory::
 The recipe's ``seed`` is set for every stage of the chain: a seed group of DG-Net varies the
 teacher's seed too, so the spread it reports is the whole workflow's. Started again, the
 group skips completed seeds and resumes a killed one, as a multi-stage run does.
+
+An override may name the seed: ``--set requires.pretrained.run=runs/pre/seed-{seed}`` gives
+each seed its own value, so several arms can share one seed group's earlier stage (each arm
+adapts the pretrained network of its own seed) instead of training it once per arm.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +80,20 @@ def format_group(metrics: dict[str, dict[str, Any]], names: Sequence[str] = ("mA
     return "\n".join(lines)
 
 
-def run_seeds(recipe: Any, plugins: Any, seeds: Sequence[int], out: Path | None, *,
-              recipe_name: str = "recipe", source: Path | None = None, nproc: int = 1,
-              quiet: bool = False) -> dict[str, Any]:
+SEED_PLACEHOLDER = "{seed}"
+
+
+def seeded_overrides(overrides: Sequence[str], seed: int) -> list[str]:
+    """``--set`` overrides with ``{seed}`` replaced by ``seed``."""
+    return [item.replace(SEED_PLACEHOLDER, str(seed)) for item in overrides]
+
+
+def run_seeds(recipe: Any | Callable[[int], Any], plugins: Any, seeds: Sequence[int],
+              out: Path | None, *, recipe_name: str = "recipe", source: Path | None = None,
+              nproc: int = 1, quiet: bool = False) -> dict[str, Any]:
     """Run ``recipe`` once per seed into ``out/seed-<N>`` (see the module docstring) and
-    write ``out/seeds.json``; return that group summary."""
+    write ``out/seeds.json``; return that group summary. ``recipe`` may be a function of
+    the seed (overrides that name ``{seed}``, resolved per seed)."""
     from reidcore.engine.chain import run_chain
 
     if len(set(seeds)) != len(seeds):
@@ -106,7 +119,8 @@ def run_seeds(recipe: Any, plugins: Any, seeds: Sequence[int], out: Path | None,
         if not quiet:
             print(f"seed {seed}: {'resuming' if target.started else 'training'} in {target}",
                   flush=True)
-        summaries[seed] = run_chain(with_seed(recipe, seed), plugins, target.path,
+        seeded = recipe(seed) if callable(recipe) else recipe
+        summaries[seed] = run_chain(with_seed(seeded, seed), plugins, target.path,
                                     resume=target.started, recipe_name=recipe_name,
                                     source=source, nproc=nproc, quiet=quiet)
     metrics = group_metrics(summaries)

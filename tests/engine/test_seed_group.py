@@ -71,12 +71,13 @@ def _recipe_file(folder: Path, cache: Path, lr: float) -> Path:
 def test_seed_group_runs_resumes_and_compares(engine_cache, tmp_path, capsys):
     recipe = _recipe_file(tmp_path, engine_cache, 1e-3)
     group = tmp_path / "group"
-    assert reid_cli("run", recipe, "--seeds", "0", "1", "--out", group) == 0
+    describe = "description=stage of seed {seed}"  # {seed}: each run's own value
+    assert reid_cli("run", recipe, "--seeds", "0", "1", "--out", group, "--set", describe) == 0
     summary = json.loads((group / "seeds.json").read_text())
     assert summary["seeds"] == [0, 1] and summary["runs"] == {"0": "seed-0", "1": "seed-1"}
     for seed in (0, 1):
         written = tomllib.loads((group / f"seed-{seed}" / "recipe.toml").read_text())
-        assert written["seed"] == seed
+        assert written["seed"] == seed and written["description"] == f"stage of seed {seed}"
     mAP = summary["metrics"]["synthetic"]["mAP"]
     per_seed = [json.loads((group / f"seed-{s}" / "summary.json").read_text())
                 ["metrics"]["synthetic"]["mAP"] for s in (0, 1)]
@@ -87,7 +88,7 @@ def test_seed_group_runs_resumes_and_compares(engine_cache, tmp_path, capsys):
     # started again: seed 0 is kept, seed 1 (its summary lost, as after a kill) resumes
     (group / "seed-1" / "summary.json").unlink()
     capsys.readouterr()
-    assert reid_cli("run", recipe, "--seeds", "0", "1", "--out", group) == 0
+    assert reid_cli("run", recipe, "--seeds", "0", "1", "--out", group, "--set", describe) == 0
     out = capsys.readouterr().out
     assert "seed 0: completed run" in out and "seed 1: resuming" in out
     assert json.loads((group / "seeds.json").read_text())["metrics"] == summary["metrics"]
