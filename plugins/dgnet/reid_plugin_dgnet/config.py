@@ -106,6 +106,11 @@ class DGNetConfig:
     """The teacher run: a ``[requires.<role>]`` role, a run directory or a checkpoint file."""
     teacher_bn: Literal["train", "eval"] = "train"
     """The official code runs the frozen teacher's BatchNorm on batch statistics."""
+    teacher_dropout: Literal["off", "after_first_grid"] = "off"
+    """``off`` (ours): the teacher's soft labels never see dropout. ``after_first_grid``:
+    the official behaviour, where the first image dump (``sample()`` ends with ``train()``
+    on the whole trainer) leaves the teacher in train mode, dropout on, for every later
+    iteration; here from the iteration after the first swap grid (``log_images_every``)."""
     stripes: int = attrs.field(default=4, validator=_ge1)
     """Horizontal stripes of the appearance code (max-pooled): code = channels x stripes."""
     bottleneck: int = attrs.field(default=512, validator=_ge1)
@@ -148,3 +153,9 @@ class DGNetConfig:
     log_images_every: int = attrs.field(default=5000, validator=_non_negative)
     """Write a swap grid every this many iterations (and after the last); 0 = only last."""
     swap_images: int = attrs.field(default=6, validator=_ge1)
+
+    def __attrs_post_init__(self) -> None:
+        if self.teacher_dropout == "after_first_grid" and self.log_images_every == 0:
+            raise ValueError("'teacher_dropout' = \"after_first_grid\" needs "
+                             "'log_images_every' > 0 (the official first image dump is at "
+                             "its image_save_iter, 5000): set log_images_every")

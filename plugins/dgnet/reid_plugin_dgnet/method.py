@@ -91,6 +91,7 @@ class DGNet:
             self.teacher = load_teacher(context, config.teacher, config.teacher_bn)
         self._ea_frozen: nn.Module | None = None
         self._es_frozen: nn.Module | None = None
+        self._teacher_dropout = False  # method.teacher_dropout = "after_first_grid"
 
     def _check_sizes(self) -> None:
         decoder = getattr(self.decoder, "config", None)
@@ -148,6 +149,24 @@ class DGNet:
         fine = F.normalize(F.normalize(fine) + F.normalize(fine_f))
         return torch.cat([primary, fine], 1)
 
+    @torch.no_grad()
+    def swap(self, appearance: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
+        """``G(Es(gray(structure[i])), Ea(appearance[i]))``: appearance[i]'s identity in
+        structure[i]'s pose and scene, B x 3 x H x W in the inputs' normalised space (the
+        ``SwapsAppearance`` capability). Eval mode; the modules' modes are restored."""
+        if appearance.shape != structure.shape:
+            raise ReidError(f"swap needs appearance and structure batches of the same shape; "
+                            f"got {tuple(appearance.shape)} and {tuple(structure.shape)}")
+        networks = (self.ea, self.es, self.decoder)
+        modes = [m.training for m in networks]
+        for module in networks:
+            module.eval()
+        try:
+            return self.decoder(self.es(to_gray(structure)), self.ea.encode(appearance))
+        finally:
+            for module, mode in zip(networks, modes, strict=True):
+                module.train(mode)
+
     # -- frozen copies -------------------------------------------------------------------
 
     def frozen_ea(self) -> nn.Module:
@@ -187,7 +206,10 @@ class DGNet:
             total = self.total(terms, weights)
             optim.update(("generator", "ea"), total)
 
-        self._maybe_log_images(step, torch.cat([x_a, x_b])[:cfg.swap_images])
+        if self._maybe_log_images(step, torch.cat([x_a, x_b])[:cfg.swap_images]):
+            self._teacher_dropout = cfg.teacher_dropout == "after_first_grid"
+        if self.teacher is not None:
+            self.teacher.dropout = self._teacher_dropout
         p_a, p_b = out["p_a"].detach(), out["p_b"].detach()
         metrics: dict[str, torch.Tensor | float] = {
             "loss": total.detach(), "loss_d": loss_d.detach(), "r1": r1.detach(),
@@ -198,22 +220,39 @@ class DGNet:
 
     def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, xp_a: torch.Tensor,
                 xp_b: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Codes, the six generations and the identity logits of the erased real images."""
-        cfg, ea, es, decoder = self.config, self.ea, self.es, self.decoder
+        """Codes, the six generations and the identity logits of the erased real images.
+
+        Ea's train-mode passes follow the official ``forward`` (every BatchNorm, the heads'
+        included, sees each pass): the clean x_a, x_b, xp_a, xp_b through the whole Ea,
+        then, when ``erasing > 0``, their erased copies (whose logits the ID losses use).
+        Without erasing the clean passes' logits are the ID losses' (four passes, not eight)."""
+        cfg, es, decoder = self.config, self.es, self.decoder
         with self.context.precision.autocast():
             s_a, s_b = es(to_gray(x_a)), es(to_gray(x_b))
-            with torch.no_grad():  # the code is detached anyway; BN statistics still move
-                f_a, f_b = ea.encode(x_a), ea.encode(x_b)
-                fp_a, fp_b = ea.encode(xp_a), ea.encode(xp_b)
+            clean = [self._clean_pass(x) for x in (x_a, x_b, xp_a, xp_b)]
+            (f_a, p_a, pf_a), (f_b, p_b, pf_b), (fp_a, pp_a, _), (fp_b, pp_b, _) = clean
             out = {"x_a": x_a, "x_b": x_b, "s_a": s_a, "s_b": s_b, "f_a": f_a, "f_b": f_b,
                    "x_ba": decoder(s_b, f_a), "x_ab": decoder(s_a, f_b),
                    "x_a_rec": decoder(s_a, f_a), "x_b_rec": decoder(s_b, f_b),
-                   "xp_a_rec": decoder(s_a, fp_a), "xp_b_rec": decoder(s_b, fp_b)}
-            _, out["p_a"], out["pf_a"] = ea(random_erasing(x_a, cfg.erasing))
-            _, out["p_b"], out["pf_b"] = ea(random_erasing(x_b, cfg.erasing))
-            out["pp_a"] = ea(random_erasing(xp_a, cfg.erasing))[1]
-            out["pp_b"] = ea(random_erasing(xp_b, cfg.erasing))[1]
+                   "xp_a_rec": decoder(s_a, fp_a), "xp_b_rec": decoder(s_b, fp_b),
+                   "p_a": p_a, "pf_a": pf_a, "p_b": p_b, "pf_b": pf_b,
+                   "pp_a": pp_a, "pp_b": pp_b}
+            if cfg.erasing > 0:
+                ea = self.ea
+                _, out["p_a"], out["pf_a"] = ea(random_erasing(x_a, cfg.erasing))
+                _, out["p_b"], out["pf_b"] = ea(random_erasing(x_b, cfg.erasing))
+                out["pp_a"] = ea(random_erasing(xp_a, cfg.erasing))[1]
+                out["pp_b"] = ea(random_erasing(xp_b, cfg.erasing))[1]
         return out
+
+    def _clean_pass(self, images: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(code, primary, fine) of a clean image through the whole Ea; without gradient
+        when the erased copies give the ID losses (the code is detached anyway)."""
+        if self.config.erasing > 0:
+            with torch.no_grad():
+                return self.ea(images)
+        return self.ea(images)
 
     def discriminator_loss(self, out: Mapping[str, torch.Tensor]
                            ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,16 +324,18 @@ class DGNet:
                 + cfg.pid_w * terms["pid"] + cfg.recon_id_w * terms["recon_id"]
                 + weights["prim"] * (terms["teacher"] + cfg.fine_w * terms["fine"]))
 
-    def _maybe_log_images(self, step: int, images: torch.Tensor) -> None:
-        """A swap grid every ``log_images_every`` iterations and after the last one."""
+    def _maybe_log_images(self, step: int, images: torch.Tensor) -> bool:
+        """A swap grid every ``log_images_every`` iterations and after the last one;
+        whether one was written."""
         context, every = self.context, self.config.log_images_every
         clock = context.clock
         last = clock.epoch == context.train.epochs - 1 and clock.index == clock.length - 1
         if not (last or (every and (step + 1) % every == 0)):
-            return
+            return False
         rows = swap_rows(self.ea, self.es, self.decoder, images.detach(), self.normalize)
         context.log_images("swap", rows, step + 1, value_range=(0.0, 1.0),
                            limit=images.shape[0] + 1)
+        return True
 
 
 # --- contract example -----------------------------------------------------------------------

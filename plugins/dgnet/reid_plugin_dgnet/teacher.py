@@ -26,16 +26,20 @@ class Teacher:
     """``logits(images)``: the teacher's identity logits, no gradient.
 
     ``bn = "train"`` (the official ``train_bn``) normalises with batch statistics: every
-    other layer stays in eval mode (no dropout)."""
+    other layer stays in eval mode (no dropout) until ``dropout`` is set (the official
+    teacher after its first image dump: everything in train mode)."""
 
     def __init__(self, networks: list[nn.Module], forward: Callable[[torch.Tensor], torch.Tensor],
                  num_classes: int, bn: str, source: str):
         self.networks, self._forward = networks, forward
         self.num_classes, self.bn, self.source = num_classes, bn, source
+        self.dropout = False
 
     def _set_modes(self) -> None:
         for network in self.networks:
-            network.eval()
+            network.train(self.dropout)
+            if self.dropout:
+                continue
             if self.bn == "train":
                 for module in network.modules():
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):

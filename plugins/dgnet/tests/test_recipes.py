@@ -26,7 +26,8 @@ def head(classes):
 def test_packaged_recipes():
     names = {p.stem for p in RECIPES.glob("*.toml")}
     assert names == {f"dgnet{t}-{d}" for t in ("", "-teacher")
-                     for d in ("market1501", "dukemtmcreid", "msmt17", "synthetic")}
+                     for d in ("market1501", "dukemtmcreid", "msmt17", "synthetic",
+                               "evidence-synthetic")}
 
 
 def test_market_recipe_builds_at_paper_size(tmp_path):
