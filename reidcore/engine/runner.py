@@ -75,7 +75,9 @@ def _run_process(recipe: Any, plugins: Any, run_dir: Path, resume: bool,
     except BaseException as exc:
         if started:
             failed = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                      "run_dir": str(run_dir)}
+                      "run_dir": str(run_dir),
+                      "nonfinite_steps": getattr(getattr(trainer, "nonfinite", None),
+                                                 "skipped_total", 0)}
             with contextlib.suppress(Exception):
                 write_json(RunDirectory(run_dir).summary_file,
                            {**failed, "traceback": traceback.format_exc()})
