@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,23 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_eval)
 
 
+def _check_npz_header(path: Path, what: str) -> None:
+    """Refuse a file that is not a zip archive before NumPy guesses at it (an empty file
+    is an EOFError there, a text file "pickled data")."""
+    with path.open("rb") as stream:
+        head = stream.read(8)
+    remedy = "write it with `reid extract` or numpy.savez (features, pids, camids)"
+    if not head:
+        raise ReidError(f"{what} {path} is empty (0 bytes): an interrupted write? {remedy}")
+    if head.startswith(b"\x93NUMPY"):
+        raise ReidError(f"{what} {path} is a single .npy array, not a .npz archive; {remedy}")
+    if not head.startswith(b"PK"):
+        kind = "a text file" if all(32 <= b < 127 or b in b"\t\r\n" for b in head) else \
+            "not a zip archive"
+        raise ReidError(f"{what} {path} is not a .npz file ({kind}, it starts with "
+                        f"{head!r}); {remedy}")
+
+
 def load_features(path: Path, what: str = "features") -> dict[str, Any]:
     """Read a features ``.npz`` (``features``, ``pids``, optional ``camids``/``paths``);
     ``what`` (``--query``) names the set in errors. An empty set is refused."""
@@ -84,11 +102,13 @@ def load_features(path: Path, what: str = "features") -> dict[str, Any]:
 
     if not path.is_file():
         raise ReidError(f"no such features file: {path}")
+    _check_npz_header(path, what)
     try:
         with np.load(path, allow_pickle=False) as data:
             content = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
-        raise ReidError(f"cannot read {path} as .npz: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ReidError(f"{what} {path} is a damaged .npz archive (truncated or corrupted: "
+                        f"{exc}); write it again with `reid extract` or numpy.savez") from None
     for key in ("features", "pids"):
         if key not in content:
             raise ReidError(f"{path} has no '{key}' array (it has: "

@@ -79,6 +79,9 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise ReidError(f"{self.path} is a directory, where the run's lock file belongs; "
+                            f"remove it (nothing of the run is kept there) and start again")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if fcntl is not None:
