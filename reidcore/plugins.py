@@ -29,7 +29,7 @@ import attrs
 import pluggy
 
 from reidcore import hookspecs
-from reidcore.errors import ReidError
+from reidcore.errors import ReidError, did_you_mean
 from reidcore.registry import ComponentSpec, Kind, Registry
 
 CORE_PLUGIN_NAME = "reidcore"
@@ -103,6 +103,22 @@ class Plugins:
         for provider, directory in dirs:
             unique.setdefault(directory.resolve(), (provider, directory))
         return list(unique.values())
+
+
+    def unloaded_recipe_note(self, name: str) -> str | None:
+        """Why the packaged recipe ``name`` is not found when a disabled or failed plugin
+        packages it (its ``recipes`` folder is found without importing it), else None."""
+        for info in self.infos:
+            if info.ok or info.name == CORE_PLUGIN_NAME:
+                continue
+            found = package_recipes(info.module)
+            if found is not None and (found / f"{name}.toml").is_file():
+                state = ("is disabled (--disable-plugin or REID_DISABLE_PLUGINS); enable it "
+                         "to use the recipe" if info.disabled
+                         else f"failed to load: {info.error}")
+                return (f"recipe '{name}' is packaged by a plugin that is not loaded: the "
+                        f"plugin that provides it ({info.label}) {state}")
+        return None
 
 
 def package_recipes(module: str) -> Path | None:
@@ -246,6 +262,7 @@ def load_plugins(disabled: Iterable[str] = (),
         if module is None:
             continue
         _register(manager, info, module)
+    _check_disabled_names(disabled_names, infos.values())
     for name, plugin in extra:
         info = PluginInfo(name, name, "(in-process)", getattr(plugin, "__name__", repr(plugin)))
         infos[name] = info
@@ -264,6 +281,15 @@ def load_plugins(disabled: Iterable[str] = (),
         registry.unavailable_note = f"plugins that failed to load (one may provide it): {reports}"
     return Plugins(manager=manager, registry=registry, infos=list(infos.values()),
                    disabled=frozenset(disabled_names))
+
+
+def _check_disabled_names(disabled: set[str], infos: Iterable[PluginInfo]) -> None:
+    """A name to disable that no installed plugin has is a typo, never ignored."""
+    known = {name for info in infos for name in (info.name, info.distribution)}
+    for name in sorted(disabled - known):
+        raise ReidError(f"cannot disable plugin '{name}': no installed plugin has that name "
+                        f"(--disable-plugin or REID_DISABLE_PLUGINS){did_you_mean(name, known)}"
+                        f"; installed: {', '.join(sorted(known)) or '(none)'}")
 
 
 def _register(manager: pluggy.PluginManager, info: PluginInfo, plugin: object) -> None:

@@ -205,7 +205,13 @@ def load_recipe(ref: str | Path, plugins: Any, overrides: Sequence[str] = (),
     if candidate is not None and candidate.is_file():
         path = candidate
     else:
-        path = find_recipe(str(ref), plugins.recipe_dirs())
+        try:
+            path = find_recipe(str(ref), plugins.recipe_dirs())
+        except RecipeFileError:
+            note = getattr(plugins, "unloaded_recipe_note", lambda _name: None)(str(ref))
+            if note is None:
+                raise
+            raise RecipeFileError(note) from None
     return path, resolve(read_toml(path), str(path), plugins.registry, plugins.hook,
                          overrides=list(overrides))
 
