@@ -214,3 +214,40 @@ def test_folder_textures_name_the_missing_image_and_the_command(registry, tmp_pa
     assert target[0, 0].mean().item() == pytest.approx(1.0)  # red -> +1 in [-1, 1]
     assert target[7, 2].mean().item() == pytest.approx(1.0)
     assert target[7, 0].mean().item() == pytest.approx(-1.0)
+
+
+def has_texture_capability(method) -> bool:
+    """The core's check (isinstance of the runtime Protocol) once reidcore.api has it."""
+    import reidcore.api
+
+    protocol = getattr(reidcore.api, "EstimatesTexture", None)
+    if protocol is not None:
+        return isinstance(method, protocol)
+    return callable(getattr(method, "estimate_texture", None))
+
+
+def test_estimate_texture_is_sa_dec_in_eval_mode_mapped_to_rgb(registry):
+    """EstimatesTexture: B x 3 x texture size, RGB = output / 2 + 1/2 in [0, 1], eval-mode
+    BN (the same images alone or in a batch give the same texture), modes restored."""
+    method = make_san(registry)
+    assert has_texture_capability(method)
+    images = make_batch()["images"]
+    method.encoder.train()
+    texture = method.estimate_texture(images)
+    assert tuple(texture.shape) == (8, 3, 32, 32)
+    assert method.encoder.training and method.decoder.training
+    assert torch.allclose(texture[:1], method.estimate_texture(images[:1]), atol=1e-6)
+    # a final conv with zero weights and biases (0.6, -0.2, 3.0) outputs those values
+    # everywhere: RGB 0.8, 0.4 and 1.0 (2.0 clamped)
+    final = method.decoder.final[1]
+    with torch.no_grad():
+        final.weight.zero_()
+        final.bias.copy_(torch.tensor([0.6, -0.2, 3.0]))
+    texture = method.estimate_texture(images)
+    for channel, value in enumerate((0.8, 0.4, 1.0)):
+        assert torch.allclose(texture[:, channel], torch.full_like(texture[:, channel], value))
+
+
+def test_no_decoder_no_texture_capability(registry):
+    method = make_san(registry, {"decoder": False}, {"textures": False})
+    assert not has_texture_capability(method)
