@@ -11,6 +11,7 @@ the CSV's folder or to the images folder, camera ids as written minus ``camera_b
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ class Labels:
     pids: np.ndarray
     camids: np.ndarray | None
     source: str
+    warnings: tuple[str, ...] = ()
+    """What looks wrong but is used as given (e.g. a camid below the camera base)."""
 
 
 def labels_from_names(paths: Sequence[Path]) -> tuple[Labels | None, str]:
@@ -67,14 +70,19 @@ def labels_from_names(paths: Sequence[Path]) -> tuple[Labels | None, str]:
 def labels_from_csv(csv_path: Path, paths: Sequence[Path], images_root: Path,
                     camera_base: int = 1) -> Labels:
     """Labels of ``paths`` from a CSV with columns ``path,pid[,camid]``; every image needs a
-    row (a missing one is an error naming it), extra rows are ignored."""
+    row (a missing one is an error naming it, so is an image listed twice), extra rows are
+    ignored; a byte-order mark and spaces after the commas are accepted."""
     csv_path = Path(csv_path).expanduser()
     if not csv_path.is_file():
         raise ReidError(f"labels file not found: {csv_path}")
     rows: dict[Path, tuple[int, int | None]] = {}
-    with csv_path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or ())
+    first_line: dict[Path, int] = {}  # a row's image (as written) -> its line
+    below_base: list[str] = []
+    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, skipinitialspace=True)
+        reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
+        columns = set(reader.fieldnames)
         if not {"path", "pid"} <= columns:
             raise ReidError(f"{csv_path}: needs columns path,pid (and optionally camid); found "
                             f"{', '.join(sorted(columns)) or 'no header'}")
@@ -85,7 +93,15 @@ def labels_from_csv(csv_path: Path, paths: Sequence[Path], images_root: Path,
                 camid = int(camid_text) - camera_base if camid_text else None
             except (TypeError, ValueError) as exc:
                 raise ReidError(f"{csv_path}:{line}: {exc}") from None
+            if camid is not None and camid < 0 and len(below_base) < 3:
+                below_base.append(f"line {line}: camid {camid_text}")
             path = Path(row["path"].strip()).expanduser()
+            written = Path(os.path.normpath(path))
+            if written in first_line:
+                raise ReidError(f"{csv_path}: image {row['path'].strip()} is listed twice, on "
+                                f"line {first_line[written]} and line {line}; keep one row "
+                                f"per image")
+            first_line[written] = line
             candidates = ([path] if path.is_absolute()
                           else [csv_path.parent / path, Path(images_root) / path])
             for candidate in candidates:
@@ -99,6 +115,11 @@ def labels_from_csv(csv_path: Path, paths: Sequence[Path], images_root: Path,
     camids = [camid for _, camid in found]  # type: ignore[misc]
     if any(c is None for c in camids) and any(c is not None for c in camids):
         raise ReidError(f"{csv_path}: some images have a camid and others not; give all or none")
+    warnings = () if not below_base else (
+        f"{csv_path}: camera ids are counted from --camera-base {camera_base}, but "
+        f"{', '.join(below_base)} {'is' if len(below_base) == 1 else 'are'} below it "
+        f"(stored as a negative camid); pass "
+        f"--camera-base 0 if your cameras are numbered from 0",)
     return Labels(np.array([pid for pid, _ in found], np.int64),  # type: ignore[misc]
                   None if camids[0] is None else np.array(camids, np.int64),
-                  f"{csv_path}")
+                  f"{csv_path}", warnings)

@@ -269,7 +269,10 @@ def _extract_labels(args: argparse.Namespace, images: list[Path]):
         return None, "--labels none"
     if args.labels == "auto":
         return labels_from_names(images)
-    return labels_from_csv(Path(args.labels), images, args.images, args.camera_base), ""
+    labels = labels_from_csv(Path(args.labels), images, args.images, args.camera_base)
+    for warning in labels.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return labels, ""
 
 
 def command_extract(args: argparse.Namespace, plugins: Any) -> int:
