@@ -22,7 +22,10 @@ and steps (``arn-synthetic`` with ``[requires.pretrained].run`` pointing at it):
   batches still pass through E_I and E_C, so they enter the batch-norm running statistics);
 * ``no_mmd`` (not run by default): ``method.w_mmd = 0``.
 
-Each run is a fresh ``reid run`` process (same thread count for every arm). Prints mAP /
+Each arm is one seed group of the core's multi-seed runner (``reid run --seeds``, one
+process per arm, same thread count for every arm): ``direct/seed-<N>`` holds the pretrained
+networks, and every ARN arm's ``--set requires.pretrained.run=.../direct/seed-{seed}``
+adapts the one of its own seed. Prints mAP /
 rank-1 per seed, the mean and the sample standard deviation, and writes them with the
 training curves (every ``--log-every`` steps: each loss, the classifier's accuracy and
 the mean L2 norm of the pooled shared / private features, one list per key) to ``--json``;
@@ -69,13 +72,20 @@ CURVE_KEYS = ("loss", "loss/cls", "loss/rec", "loss/dif", "loss/mmd", "loss/ctr"
               "features/shared_norm", "features/private_norm")
 
 
-def reid(recipe: str, out: Path, overrides: list[str]) -> dict[str, Any]:
-    """Train ``recipe`` into ``out`` with ``--set`` overrides: the final test metrics and
-    the logged training rows."""
-    command = [str(Path(sys.executable).with_name("reid")), "run", recipe, "--out", str(out)]
+def reid_seeds(recipe: str, group: Path, seeds: list[int],
+               overrides: list[str]) -> dict[int, dict[str, Any]]:
+    """Train ``recipe`` once per seed into the seed group ``group`` (``reid run --seeds``,
+    ``{seed}`` in an override is each run's seed): per seed, the run's results."""
+    command = [str(Path(sys.executable).with_name("reid")), "run", recipe, "--out", str(group),
+               "--seeds", *map(str, seeds)]
     for item in overrides:
         command += ["--set", item]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return {seed: run_results(group / f"seed-{seed}") for seed in seeds}
+
+
+def run_results(out: Path) -> dict[str, Any]:
+    """A finished run's final test metrics and its logged training rows."""
     summary = json.loads((out / "summary.json").read_text())
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if r.get("kind") == "train"]
@@ -110,18 +120,17 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="arn-bench-"))
     runs: dict[str, dict[str, Any]] = {}
     started = time.time()
-    for seed in args.seeds:
-        pre = root / f"seed{seed}-pretrained"
-        arms = [("direct", "arn-synthetic-pretrain", pre,
-                 [f"train.epochs={args.pretrain_epochs}",
-                  f"train.eval_every={args.pretrain_epochs}"])]
-        arms += [(arm, "arn-synthetic", root / f"seed{seed}-{arm}",
-                  [f"train.epochs={args.adapt_epochs}", f"train.eval_every={args.adapt_epochs}",
-                   "requires.pretrained.recipe=''", f"requires.pretrained.run='{pre}'",
-                   *ARMS[arm]]) for arm in args.arms]
-        for arm, recipe, out, overrides in arms:
-            result = reid(recipe, out, [f"seed={seed}", f"train.log_every={args.log_every}",
-                                        *overrides])
+    pre = root / "direct"
+    arms = [("direct", "arn-synthetic-pretrain",
+             [f"train.epochs={args.pretrain_epochs}", f"train.eval_every={args.pretrain_epochs}"])]
+    arms += [(arm, "arn-synthetic",
+              [f"train.epochs={args.adapt_epochs}", f"train.eval_every={args.adapt_epochs}",
+               "requires.pretrained.recipe=''", f"requires.pretrained.run='{pre}/seed-{{seed}}'",
+               *ARMS[arm]]) for arm in args.arms]
+    for arm, recipe, overrides in arms:
+        results = reid_seeds(recipe, root / arm, args.seeds,
+                             [f"train.log_every={args.log_every}", *overrides])
+        for seed, result in results.items():
             runs.setdefault(arm, {})[str(seed)] = {
                 "overrides": ARMS.get(arm, []),
                 "mAP": 100 * result["metrics"]["mAP"],
