@@ -202,6 +202,32 @@ class RunDirectory:
                         f"start a new run; --allow-recipe-change allows changes to {safe} and "
                         f"records them in manifest.json")
 
+    def check_epochs(self, epochs: int) -> None:
+        """Refuse to resume with ``train.epochs`` below the epochs already trained: the
+        run cannot be shortened, and its later weights would be evaluated as an earlier
+        epoch's."""
+        found = ckpt.epoch_checkpoints(self.checkpoint_dir)
+        if not found or found[-1][0] <= epochs:
+            return
+        done, path = found[-1]
+        raise ReidError(f"--resume: {self.path} has already trained {done} epochs ({path}), "
+                        f"more than train.epochs = {epochs}; a run cannot be shortened. Give "
+                        f"train.epochs >= {done}, or evaluate an earlier checkpoint with "
+                        f"`reid eval --run {self.path} --checkpoint FILE`")
+
+    def remove_leftovers(self) -> list[Path]:
+        """Delete the temporary files of atomic writes (``.NAME.XXXX.tmp``) that a killed
+        run left in the run directory and its checkpoints; return them. Called with the
+        run's lock held, so no writer of this run is alive."""
+        removed = []
+        for folder in (self.path, self.checkpoint_dir):
+            for path in sorted(folder.glob(".*.tmp")) if folder.is_dir() else ():
+                if path.is_file():
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                        removed.append(path)
+        return removed
+
     # -- checkpoints ---------------------------------------------------------------------
 
     def latest_checkpoint(self) -> Path | None:

@@ -115,8 +115,13 @@ def claim_run_dir(recipe: Any, out: Path | None, resume: bool, recipe_name: str,
         if lock.stale is not None and not quiet:
             print(lock.stale_message(), flush=True)
         run_dir = prepare_run_dir(out, resume, recipe_name)
-        changes = (RunDirectory(run_dir).resume_changes(recipe, allow_recipe_change)
-                   if resume else [])
+        files = RunDirectory(run_dir)
+        changes = files.resume_changes(recipe, allow_recipe_change) if resume else []
+        if resume:
+            files.check_epochs(recipe.train.epochs)
+        for leftover in files.remove_leftovers():
+            if not quiet:
+                print(f"removed {leftover}, left by an interrupted write", flush=True)
         yield run_dir, changes
 
 
