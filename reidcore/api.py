@@ -16,6 +16,9 @@ Registering components (hook modules; see :mod:`reidcore.hookspecs` for every ho
 The contracts components fulfil (Protocols: a component needs none of them to conform)
     ``Dataset``, ``Backbone``, ``Generator``, ``Loss``, ``Evaluator``, ``Method``, and the
     training batch's layout ``Batch`` (``TargetBatch`` for ``batch["target"]``)
+What a method's mechanism can show, measured against the synthetic data's ground truth
+    ``SwapsAppearance`` (``swap(appearance, structure)``), ``TranslatesStyle``
+    (``translate(images)``), ``EstimatesTexture`` (``estimate_texture(images)``)
 Data records
     ``ImageRecord``, ``DatasetSplits``, ``SplitStats``, ``FeatureSet``, ``RunInfo``
 What a method's build function receives, and what its step uses
@@ -69,6 +72,8 @@ _LAZY: dict[str, str] = {
     "Dataset": "reidcore.interfaces", "Backbone": "reidcore.interfaces",
     "Generator": "reidcore.interfaces", "Loss": "reidcore.interfaces",
     "Evaluator": "reidcore.interfaces", "Method": "reidcore.interfaces",
+    "SwapsAppearance": "reidcore.interfaces", "TranslatesStyle": "reidcore.interfaces",
+    "EstimatesTexture": "reidcore.interfaces",
     "Batch": "reidcore.interfaces", "TargetBatch": "reidcore.interfaces",
     "ImageRecord": "reidcore.records", "DatasetSplits": "reidcore.records",
     "SplitStats": "reidcore.records", "FeatureSet": "reidcore.records",
@@ -137,11 +142,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         Backbone,
         Batch,
         Dataset,
+        EstimatesTexture,
         Evaluator,
         Generator,
         Loss,
         Method,
+        SwapsAppearance,
         TargetBatch,
+        TranslatesStyle,
     )
     from reidcore.losses.losses import WeightedLoss, batch_hard_triplet, pairwise_euclidean
     from reidcore.models.backbone import PooledBackbone

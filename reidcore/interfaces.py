@@ -142,3 +142,35 @@ class Method(Protocol):
                       optim: StepOptimizers) -> Mapping[str, torch.Tensor | float]: ...
 
     def embed(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+# --- what a method's mechanism can show (the proving ground) ------------------------------
+# A method opts in by having the method; after evaluation on the built-in synthetic data,
+# whose generator knows the truth behind every image, the core measures it against that
+# truth beside trivial baselines (:mod:`reidcore.engine.mechanism`). Inputs are what the
+# run's test transform yields (normalised tensors), in eval mode under ``torch.no_grad``.
+
+
+@runtime_checkable
+class SwapsAppearance(Protocol):
+    """``swap(appearance, structure)``: B x 3 x H x W images with the identity (clothing,
+    body) of ``appearance[i]`` in the scene (pose, background, camera) of ``structure[i]``,
+    in the inputs' normalised space (DG-Net: decode(Ea(a), Es(s)))."""
+
+    def swap(self, appearance: torch.Tensor, structure: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class TranslatesStyle(Protocol):
+    """``translate(images)``: source-style images rendered in the target style, same shape,
+    in the inputs' normalised space (CUT-reid: its translator)."""
+
+    def translate(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class EstimatesTexture(Protocol):
+    """``estimate_texture(images)``: B x 3 x Ht x Wt UV texture maps (RGB in [0, 1]) of the
+    people shown (SAN's texture decoder); any Ht x Wt (the truth is resized to it)."""
+
+    def estimate_texture(self, images: torch.Tensor) -> torch.Tensor: ...
