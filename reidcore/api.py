@@ -39,6 +39,10 @@ Networks
 Images and files
     ``find_images``, ``IMAGE_SUFFIXES``, ``open_image``, ``image_grid``, ``save_png``,
     ``atomic_open``, ``atomic_write_text``
+Deploying and inspecting a trained run
+    ``export_onnx`` (its inference embedding as ONNX, checked against PyTorch on its test
+    images), ``explain_run`` (activation maps and similarity Grad-CAM of query images and
+    their top matches, as labelled PNGs)
 Progress (a plugin's long commands)
     ``progress`` (wraps an iterable in a bar on a terminal), ``ProgressCounter``
 Errors (the CLI prints a ReidError's message without a traceback)
@@ -103,6 +107,7 @@ _LAZY: dict[str, str] = {
     "weight_loading_enabled": "reidcore.models.weights",
     "open_image": "reidcore.data.loaders",
     "progress": "reidcore.progress", "ProgressCounter": "reidcore.progress",
+    "export_onnx": "reidcore.export.run_export", "explain_run": "reidcore.explain.run_explain",
 }
 
 __all__ = sorted(["__version__", "API_VERSION", "hookimpl", "ComponentSpec", "MethodNeeds",
@@ -137,6 +142,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from reidcore.engine.step import StepOptimizers
     from reidcore.evaluation.fid import FID, frechet_distance, frechet_distance_of_features
     from reidcore.evaluation.ranking import rank_metrics
+    from reidcore.explain.run_explain import explain_run
+    from reidcore.export.run_export import export_onnx
     from reidcore.fileio import atomic_open, atomic_write_text
     from reidcore.interfaces import (
         Backbone,
