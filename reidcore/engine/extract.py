@@ -114,9 +114,10 @@ class FeatureExtractor:
 
 def open_extractor(run_or_recipe: str | Path, *, plugins: Any,
                    checkpoint: str | Path | None = None, device: str = "cpu",
-                   batch_size: int = 64, overrides: Sequence[str] = ()) -> FeatureExtractor:
+                   batch_size: int = 64, overrides: Sequence[str] = ()) -> Any:
     """A :class:`FeatureExtractor` for a run or recipe, or for a ``.onnx`` file written by
-    ``reid export`` (onnxruntime embeds; the recipe is the one stored in the file)."""
+    ``reid export`` an :class:`~reidcore.export.runtime.OnnxFeatureExtractor` (onnxruntime
+    embeds; the recipe is the one stored in the file)."""
     if str(run_or_recipe).endswith(".onnx"):
         from reidcore.export.runtime import OnnxFeatureExtractor
 

@@ -1,6 +1,8 @@
 """Embedding with an exported ``.onnx`` file through onnxruntime, shaped as a method
-(``embed``, ``modules``) and as a :class:`~reidcore.engine.extract.FeatureExtractor`, so
-that ``reid eval`` and ``reid extract`` score a deployed model with the run's own code."""
+(``embed``, ``modules``) and as a :class:`~reidcore.engine.extract.FeatureExtractor` (the
+same attributes and call; not a subclass, so that the engine, which opens one for a
+``.onnx`` path, is not imported back), so that ``reid eval`` and ``reid extract`` score a
+deployed model with the run's own code."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from reidcore.engine.extract import FeatureExtractor
 from reidcore.errors import ReidError
 from reidcore.export.deps import require
 from reidcore.export.onnx_export import INPUT, METADATA_PREFIX
@@ -57,7 +58,7 @@ def read_metadata(session: Any) -> dict[str, str]:
             if key.startswith(METADATA_PREFIX)}
 
 
-class OnnxFeatureExtractor(FeatureExtractor):
+class OnnxFeatureExtractor:
     """:class:`FeatureExtractor` over an exported file: the recipe comes from the file's
     metadata (``--set`` overrides apply, e.g. ``evaluate.rerank=true``), the images are
     transformed as the run's test images were, flip is already inside the graph."""
@@ -90,3 +91,21 @@ class OnnxFeatureExtractor(FeatureExtractor):
         self.method = OnnxEmbedding(session)
         self.checkpoint = path
         self.metadata = metadata
+
+    def _tensor(self, images: Sequence[Any]) -> torch.Tensor:
+        from reidcore.data.loaders import open_image
+
+        return torch.stack([self.transform(open_image(str(image))) for image in images])
+
+    def __call__(self, images: Sequence[Any] | torch.Tensor) -> torch.Tensor:
+        """N x D embeddings of image paths or of a normalised N x 3 x H x W tensor."""
+        from reidcore.progress import progress
+
+        starts = range(0, len(images), self.batch_size)
+        outputs = []
+        for start in progress(starts, total=len(starts), desc="embedding images",
+                              unit="batch"):
+            chunk = images[start:start + self.batch_size]
+            batch = chunk if isinstance(chunk, torch.Tensor) else self._tensor(chunk)
+            outputs.append(self.method.embed(batch))
+        return torch.cat(outputs) if outputs else torch.empty(0)
