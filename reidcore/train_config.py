@@ -110,6 +110,12 @@ class TrainConfig:
     """Metric (of the first test set) that chooses ``best.pt``."""
     ranked_pictures: int = attrs.field(default=8, validator=attrs.validators.ge(0))
     """Queries shown in the ranked-results picture of the final evaluation (0 = none)."""
+    mechanism_samples: int = attrs.field(default=16, validator=attrs.validators.ge(0))
+    """Images (or pairs) on which the final evaluation measures a method's mechanism
+    against the synthetic data's ground truth, when the method has a capability
+    (``swap``, ``translate``, ``estimate_texture``) and its data is the built-in synthetic
+    data (:mod:`reidcore.engine.mechanism`); 0 = off. Written to ``summary.json``
+    (``mechanism``), TensorBoard and ``mechanism_<capability>.png``."""
     mlflow: str = ""
     """Also record the run in MLflow (the optional extra ``reidcore[mlflow]``; TensorBoard
     stays): ``""`` off; ``"local"`` a local store beside the run directory (``mlflow.db``

@@ -3,6 +3,13 @@ blur, noise, JPEG quality) and the articulated figure mapped from an identity's 
 
 Each camera differs, so matching across cameras is the real problem; the ``real`` style
 adds clutter, colour shifts, sensor noise, blur and JPEG artefacts (the domain gap).
+
+An image is a *scene* (:class:`Scene`: the crop of the camera's background, the viewpoint,
+the figure's pose and placement, an occluder, the exposure jitter and the sensor noise, all
+drawn from the image's own random stream) painted with an *identity* (body and clothing
+texture) through a *camera* (background, colour cast, contrast, blur, noise level). Kept
+apart, they give the ground truth of the proving ground (:mod:`reidcore.data.synth_truth`):
+any identity painted into any scene, or a scene painted through the other style's camera.
 """
 
 from __future__ import annotations
@@ -123,16 +130,39 @@ def _place(layer: Image.Image, part: Image.Image, pivot: tuple[float, float], wi
     layer.alpha_composite(mapped, dest=(x0, y0))
 
 
-def _figure(ident: PreparedIdentity, rng: np.random.Generator, height: int, width: int,
+@attrs.frozen
+class Pose:
+    """The figure's draws: size factor, horizontal and vertical offsets, walking phase and
+    swing amplitude, and (side views only) the draw that mirrors it."""
+
+    scale: float
+    shift_x: float
+    shift_y: float
+    phase: float
+    amplitude: float
+    mirror: float | None
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, view: str) -> Pose:
+        scale = rng.uniform(0.88, 1.04)
+        shift_x = rng.uniform(-0.08, 0.08)
+        shift_y = rng.uniform(-0.03, 0.03)
+        phase = rng.uniform(0, 2 * math.pi)
+        amplitude = rng.uniform(0.15, 0.45)
+        mirror = rng.random() if view == "side" else None
+        return cls(scale, shift_x, shift_y, phase, amplitude, mirror)
+
+
+def _figure(ident: PreparedIdentity, pose: Pose, height: int, width: int,
             view: str) -> Image.Image:
     """The person on a transparent layer."""
     look = ident.look
     layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-    unit = height * 0.86 * look.height * rng.uniform(0.88, 1.04)  # figure height in pixels
-    cx = width / 2 + rng.uniform(-0.08, 0.08) * width
-    top = height * 0.97 - unit + rng.uniform(-0.03, 0.03) * height
-    phase = rng.uniform(0, 2 * math.pi)
-    swing = math.sin(phase) * rng.uniform(0.15, 0.45)
+    unit = height * 0.86 * look.height * pose.scale  # figure height in pixels
+    cx = width / 2 + pose.shift_x * width
+    top = height * 0.97 - unit + pose.shift_y * height
+    phase = pose.phase
+    swing = math.sin(phase) * pose.amplitude
     bw = look.build
     parts = ident.parts
 
@@ -188,49 +218,107 @@ def _figure(ident: PreparedIdentity, rng: np.random.Generator, height: int, widt
     _place(layer, parts[head], at(0, 0.0), 0.12 * unit, 0.14 * unit)
     if look.hat:
         _place(layer, parts["hat"], at(0, -0.015), 0.14 * unit, 0.05 * unit)
-    if side and rng.random() < 0.5:
+    if side and pose.mirror is not None and pose.mirror < 0.5:
         layer = layer.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return layer
 
 
-def render(params: SynthParams, ident: PreparedIdentity, job: ImageJob) -> Image.Image:
-    """Render one image (RGB) of ``job``; pure function of its arguments."""
+@attrs.frozen
+class Occluder:
+    """Something between the camera and the person: a pole, a low obstacle, a passer-by."""
+
+    colour: tuple
+    kind: int
+    geometry: tuple
+
+
+@attrs.frozen
+class Scene:
+    """Everything of one image that is neither the identity nor the camera (drawn from the
+    image's stream, in the order the generator has always drawn it)."""
+
+    camera: int
+    offset: tuple[int, int]  # (y, x) crop of the camera's background
+    view: str
+    pose: Pose
+    occluder: Occluder | None
+    exposure: float  # brightness jitter of this frame
+    noise: np.ndarray | None = attrs.field(eq=False)  # unit sensor noise, H x W x 3
+
+
+def draw_scene(params: SynthParams, job: ImageJob) -> Scene:
+    """The scene of ``job`` (its own stream; the camera's view prior picks the viewpoint)."""
     rng = random_stream(params, 4, job.identity, job.camera, job.index)
     cam = camera(params, job.camera)
     h, w = params.height, params.width
     oy, ox = int(rng.integers(0, 17)), int(rng.integers(0, 17))
+    view = ("front", "back", "side")[int(rng.choice(3, p=cam.view_prior))]
+    pose = Pose.draw(rng, view)
+    occluder = None
+    if rng.random() < (0.3 if params.style == "real" else 0.15):  # partial occlusion
+        colour = tuple(int(c) for c in hsv_colour(rng, (0.0, 0.8), (0.1, 0.9))) + (255,)
+        kind = int(rng.integers(3))
+        geometry: tuple
+        if kind == 0:  # a pole
+            geometry = (rng.uniform(0.1, 0.9) * w, rng.uniform(0.06, 0.16) * w)
+        elif kind == 1:  # something in front of the legs
+            geometry = (rng.uniform(0.6, 0.8) * h,)
+        else:  # a passer-by's blob at the side
+            geometry = (rng.choice([-0.25, 0.75]) * w, rng.uniform(0.2, 0.5) * h)
+        occluder = Occluder(colour, kind, geometry)
+    exposure = float(rng.uniform(0.9, 1.1))
+    noise = rng.standard_normal((h, w, 3), dtype=np.float32) if cam.noise > 0 else None
+    return Scene(job.camera, (oy, ox), view, pose, occluder, exposure, noise)
+
+
+def _draw_occluder(draw: ImageDraw.ImageDraw, occluder: Occluder, height: int, width: int,
+                   fill: int | tuple[int, ...]) -> None:
+    h, w = height, width
+    if occluder.kind == 0:
+        x, pw = occluder.geometry
+        draw.rectangle((x - pw / 2, 0, x + pw / 2, h), fill=fill)
+    elif occluder.kind == 1:
+        (y,) = occluder.geometry
+        draw.rectangle((0, y, w, h), fill=fill)
+    else:
+        x, y = occluder.geometry
+        draw.ellipse((x, y, x + 0.5 * w, h * 1.1), fill=fill)
+
+
+def paint(params: SynthParams, ident: PreparedIdentity, scene: Scene,
+          cam: Camera | None = None) -> tuple[Image.Image, np.ndarray]:
+    """``(image, person mask)``: ``ident`` in ``scene`` through ``cam`` (default: the
+    scene's camera of ``params``; another style's camera gives the same scene in that
+    style). The mask is True where the person is visible (not occluded)."""
+    cam = cam if cam is not None else camera(params, scene.camera)
+    h, w = params.height, params.width
+    oy, ox = scene.offset
     background = cam.background[oy:oy + h, ox:ox + w]
     canvas = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8)).convert("RGBA")
-    view = ("front", "back", "side")[int(rng.choice(3, p=cam.view_prior))]
-    figure = _figure(ident, rng, h, w, view)
+    figure = _figure(ident, scene.pose, h, w, scene.view)
     if params.style == "synthetic":  # a flat drop shadow
         shadow = Image.new("RGBA", (w, h), (0, 0, 0, 0))
         ImageDraw.Draw(shadow).ellipse((w * 0.25, h * 0.94, w * 0.75, h * 0.995),
                                        fill=(0, 0, 0, 70))
         canvas.alpha_composite(shadow)
     canvas.alpha_composite(figure)
-    if rng.random() < (0.3 if params.style == "real" else 0.15):  # partial occlusion
-        draw = ImageDraw.Draw(canvas)
-        colour = tuple(int(c) for c in hsv_colour(rng, (0.0, 0.8), (0.1, 0.9))) + (255,)
-        kind = rng.integers(3)
-        if kind == 0:  # a pole
-            x = rng.uniform(0.1, 0.9) * w
-            pw = rng.uniform(0.06, 0.16) * w
-            draw.rectangle((x - pw / 2, 0, x + pw / 2, h), fill=colour)
-        elif kind == 1:  # something in front of the legs
-            y = rng.uniform(0.6, 0.8) * h
-            draw.rectangle((0, y, w, h), fill=colour)
-        else:  # a passer-by's blob at the side
-            x = rng.choice([-0.25, 0.75]) * w
-            draw.ellipse((x, rng.uniform(0.2, 0.5) * h, x + 0.5 * w, h * 1.1), fill=colour)
+    person = figure.getchannel("A")
+    if scene.occluder is not None:
+        _draw_occluder(ImageDraw.Draw(canvas), scene.occluder, h, w, scene.occluder.colour)
+        _draw_occluder(ImageDraw.Draw(person), scene.occluder, h, w, 0)
     arr = np.asarray(canvas.convert("RGB"), dtype=np.float32)
-    gain = np.asarray(cam.gain, dtype=np.float32) * np.float32(rng.uniform(0.9, 1.1))
+    gain = np.asarray(cam.gain, dtype=np.float32) * np.float32(scene.exposure)
     mean = np.float32(arr.mean())
     arr = (arr - mean) * np.float32(cam.contrast) + mean
     arr = arr * gain + np.float32(cam.offset)
-    if cam.noise > 0:
-        arr += rng.standard_normal(arr.shape, dtype=np.float32) * np.float32(cam.noise)
+    if cam.noise > 0 and scene.noise is not None:
+        arr += scene.noise * np.float32(cam.noise)
     image = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
     if cam.blur > 0.05:
         image = image.filter(ImageFilter.GaussianBlur(cam.blur * h / 128))
-    return image
+    return image, np.asarray(person) > 0
+
+
+def render(params: SynthParams, ident: PreparedIdentity, job: ImageJob) -> Image.Image:
+    """Render one image (RGB) of ``job``; pure function of its arguments."""
+    return paint(params, ident, draw_scene(params, job))[0]

@@ -50,7 +50,8 @@ BEST_CHECKPOINT = "best.pt"
 
 SAFE_RESUME_CHANGES = ("name", "description", "train.epochs", "train.eval_every",
                        "train.log_every", "train.checkpoint_every", "train.keep_last",
-                       "train.ranked_pictures", "train.nonfinite", "train.mlflow")
+                       "train.ranked_pictures", "train.nonfinite", "train.mlflow",
+                       "train.mechanism_samples")
 """Recipe keys ``--allow-recipe-change`` lets a resumed run change: they change how long or
 how visibly the run goes on, not what its checkpoints mean."""
 
@@ -106,6 +107,10 @@ class RunDirectory:
 
     def ranked_picture(self, test_set: str) -> Path:
         return self.path / f"ranked_{test_set}.png"
+
+    def mechanism_picture(self, capability: str) -> Path:
+        """The proving ground's grid of one capability (inputs, output, truth)."""
+        return self.path / f"mechanism_{capability}.png"
 
     def per_query_file(self, test_set: str) -> Path:
         """Per-query results of the last evaluation on ``test_set`` (compact ``.npz``)."""

@@ -137,6 +137,7 @@ class Trainer:
         self.best: dict[str, Any] = {"metric": self.train_cfg.best_metric, "value": None,
                                      "epoch": None}
         self.last_metrics: dict[str, float] = {}
+        self.mechanism: dict[str, Any] = {}
         self.recipe_changes = list(recipe_changes or [])
 
     # -- setup ---------------------------------------------------------------------------
@@ -405,6 +406,8 @@ class Trainer:
                     self.logger.image(f"ranked/{name}", image, self.step)
                 except Exception as exc:  # a picture must never cost the run
                     self.logger.print(f"warning: no ranked-results picture for {name}: {exc}")
+        if pictures:
+            self._measure_mechanism(epoch, features)
         value = metrics.get(f"{first}/{self.train_cfg.best_metric}")
         if value is None:
             return False
@@ -412,6 +415,43 @@ class Trainer:
             self.best = {"metric": self.train_cfg.best_metric, "value": value, "epoch": epoch}
             return True
         return False
+
+    def _measure_mechanism(self, epoch: int, features: dict[str, Any]) -> None:
+        """The proving ground after the final evaluation (:mod:`reidcore.engine.mechanism`)."""
+        from reidcore.engine.mechanism import mechanism_report, scalars
+
+        samples = self.train_cfg.mechanism_samples
+        if samples <= 0:
+            return
+        if self.dist.world_size > 1:  # the networks are DDP-wrapped: rank 0 cannot run alone
+            self.logger.print("note: the mechanism metrics are measured in single-process "
+                              "runs only (train.mechanism_samples); not in this DDP run")
+            return
+        modules = self.method.modules()
+        set_train_mode(modules, False)
+        try:
+            report, grids = mechanism_report(
+                self.method, self.recipe, self.splits, self.test_sets,
+                {name: gallery.features.float().cpu().numpy()
+                 for name, (_, gallery) in features.items()},
+                self.device, self.flip, samples)
+        finally:
+            set_train_mode(modules, True)
+        if not report:
+            return
+        from reidcore.engine.images import save_png
+
+        self.mechanism = report
+        self.logger.scalars("mechanism", self.step, epoch, scalars(report),
+                            tb_prefix="mechanism/")
+        for capability, picture in grids.items():
+            save_png(picture, self.files.mechanism_picture(capability))
+            self.logger.image(f"mechanism/{capability}", picture, self.step)
+        for capability, part in report.items():
+            fidelity = part["fidelity"]
+            shown = "  ".join(f"{name} L1 {m['l1']['mean']:.4f} SSIM {m['ssim']['mean']:.3f}"
+                              for name, m in fidelity.items())
+            self.logger.print(f"mechanism {capability}: {shown}")
 
     def _tracker(self) -> Any:
         """The MLflow tracker when ``train.mlflow`` asks for one (rank 0 only)."""
@@ -431,6 +471,8 @@ class Trainer:
                    "train_seconds": round(seconds, 2), "metrics": per_set,
                    "best": self.best, "nonfinite_steps": self.nonfinite.skipped_total,
                    "evaluation": describe_evaluation(self.evaluator, self.test_sets)}
+        if self.mechanism:
+            summary["mechanism"] = self.mechanism
         if self.dist.is_main:
             write_json(self.files.summary_file, summary)
             files = self.files
