@@ -114,3 +114,29 @@ def test_what_needs_the_whole_gallery_is_refused_under_torchrun():
                    {"protocol": "single-gallery-shot"}):
         with pytest.raises(ReidError, match="whole gallery in one process"):
             evaluate_sets_sharded(RankingConfig(**option), query, gallery)
+
+
+def test_reid_eval_under_torchrun_prints_the_one_process_result(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    query, gallery = problem()
+    for name, features in (("q", query), ("g", gallery)):
+        np.savez(tmp_path / f"{name}.npz", features=features.features.numpy(),
+                 pids=features.pids, camids=features.camids)
+    bin_dir = Path(sys.executable).parent
+    args = ["eval", "--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"),
+            "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outputs = [subprocess.run(command, capture_output=True, text=True, env=env, check=True,
+                              timeout=300).stdout
+               for command in ([str(bin_dir / "reid"), *args],
+                               [str(bin_dir / "torchrun"), "--nproc-per-node", "2",
+                                "--master-port", str(port), str(bin_dir / "reid"), *args])]
+    one, two = (json.loads(out.strip().splitlines()[-1]) for out in outputs)
+    assert two == one and "tpr_at_fpr" in one
