@@ -16,8 +16,9 @@ import numpy as np
 
 from reidcore.errors import ReidError
 
-BLOCK = 64
-"""Resamples drawn at once (bounds the index matrix to ``BLOCK x queries``)."""
+BLOCK_VALUES = 2**24
+"""Values gathered at once (resamples x queries x metrics): about 128 MB of float64, so
+a city-scale query set draws fewer resamples per block instead of more memory."""
 
 
 def bootstrap_intervals(values: Mapping[str, np.ndarray], *, resamples: int = 1000,
@@ -38,8 +39,9 @@ def bootstrap_intervals(values: Mapping[str, np.ndarray], *, resamples: int = 10
         return {name: (float("nan"), float("nan")) for name in names}
     rng = np.random.default_rng(seed)
     means = np.empty((len(names), resamples), np.float64)
-    for start in range(0, resamples, BLOCK):
-        stop = min(resamples, start + BLOCK)
+    block = max(1, min(64, BLOCK_VALUES // (n * len(names))))
+    for start in range(0, resamples, block):
+        stop = min(resamples, start + block)
         index = rng.integers(0, n, size=(stop - start, n))
         means[:, start:stop] = matrix[:, index].mean(axis=2)
     tail = (1.0 - confidence) / 2.0 * 100.0
