@@ -13,7 +13,10 @@ sample of (appearance a, structure s) pairs of different identities:
   "copy a" (the query is a);
 * whether the appearance reaches the decoder: mean |change| of the output (in [0, 1]
   pixels) when a is replaced by another image, against when s is; and the spread of the
-  AdaIN scales over the batch (what the appearance code changes in the decoder);
+  AdaIN scales over the batch (what the appearance code changes in the decoder); whether
+  the code carries colour at all (``code_colour_r2``: a ridge probe from the code to the
+  stripe colours, held-out R^2); and the output's stripe colours' L1 distance to a's and
+  to s's (``colour_l1_to_a`` / ``_to_s``, a truth-free proxy of "follows a");
 * loss curves of every generator term (from the run's ``metrics.jsonl``), the mAP of both
   arms, and a swap grid of test images of six identities (``grid-seed<N>.png``).
 
@@ -50,9 +53,13 @@ def train(out: Path, seeds: list[int], parallel: int) -> None:
         while todo and len(running) < parallel:
             seed = todo.pop(0)
             log = (out / f"seed{seed}.log").open("w")
+            teacher = out / f"seed{seed}-teacher"
+            requires = (f"requires.teacher={{run={json.dumps(str(teacher))}}}"
+                        if (teacher / "summary.json").exists()  # kept across core versions
+                        else f'requires.teacher.set=["seed={seed}"]')
             running[seed] = subprocess.Popen(
                 ["nice", "-n", "10", reid, "run", RECIPE, "--out", str(out / f"seed{seed}"),
-                 "--set", f"seed={seed}", "--set", f'requires.teacher.set=["seed={seed}"]'],
+                 "--set", f"seed={seed}", "--set", requires],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
         time.sleep(5)
         for seed, proc in list(running.items()):
@@ -168,6 +175,11 @@ def mechanism(out: Path, seed: int, pairs: int, plugins: Any) -> dict[str, Any]:
     result["change_when_a_changes"] = float((base - new_a).abs().mean())
     result["change_when_s_changes"] = float((base - new_s).abs().mean())
     result["adain_scale_spread"] = float(scales.std(0).mean() / scales.abs().mean())
+    result["code_colour_r2"] = colour_probe(ea, images)
+    colours = [stripe_colours(x) for x in (base, denormalize(images[a], recipe.loader.normalize),
+                                            denormalize(images[s], recipe.loader.normalize))]
+    result["colour_l1_to_a"] = float((colours[0] - colours[1]).abs().mean())
+    result["colour_l1_to_s"] = float((colours[0] - colours[2]).abs().mean())
     # a grid of six identities' test images: rows appearance, columns structure
     first: dict[int, int] = {}
     for i, r in enumerate(gallery):
@@ -176,6 +188,32 @@ def mechanism(out: Path, seed: int, pairs: int, plugins: Any) -> dict[str, Any]:
     rows = swap_rows(ea, es, decoder, shown, recipe.loader.normalize)
     save_png(image_grid(rows, (0.0, 1.0), limit=shown.shape[0] + 1), out / f"grid-seed{seed}.png")
     return result
+
+
+def stripe_colours(images: Any, stripes: int = 4) -> Any:
+    """Mean RGB of each horizontal stripe: B x (3 * stripes)."""
+    from torch.nn import functional as F
+
+    return F.adaptive_avg_pool2d(images, (stripes, 1)).flatten(1)
+
+
+def colour_probe(ea: Any, images: Any) -> float:
+    """R^2 of a ridge regression from the appearance code to the image's stripe colours
+    (fitted on even-indexed test images, scored on the odd ones): does the code that the
+    decoder receives carry the colours at all?"""
+    import torch
+
+    with torch.no_grad():
+        codes = torch.cat([ea.encode(images[i:i + 256]) for i in range(0, len(images), 256)])
+    target = stripe_colours(images)
+    x = torch.cat([codes, torch.ones(len(codes), 1)], 1).double()
+    fit, test = slice(0, None, 2), slice(1, None, 2)
+    ridge = 1e-2 * x[fit].pow(2).sum(0).mean()
+    weights = torch.linalg.solve(x[fit].T @ x[fit] + ridge * torch.eye(x.shape[1]).double(),
+                                 x[fit].T @ target[fit].double())
+    residual = (x[test] @ weights - target[test].double()).pow(2).sum()
+    total = (target[test].double() - target[test].double().mean(0)).pow(2).sum()
+    return float(1 - residual / total)
 
 
 def mean_sd(values: list[float]) -> dict[str, Any]:
@@ -212,7 +250,8 @@ def main() -> int:
             for key in ("a_top1", "a_mean_rank", "s_top1"):
                 table[f"{judge}/{arm}/{key}"] = mean_sd(
                     [runs[s]["mechanism"][f"{judge}/{arm}"][key] for s in args.seeds])
-    for key in ("change_when_a_changes", "change_when_s_changes", "adain_scale_spread"):
+    for key in ("change_when_a_changes", "change_when_s_changes", "adain_scale_spread",
+                "code_colour_r2", "colour_l1_to_a", "colour_l1_to_s"):
         table[key] = mean_sd([runs[s]["mechanism"][key] for s in args.seeds])
     result = {"recipe": RECIPE, "seeds": args.seeds, "pairs": args.pairs, "summary": table,
               "runs": {str(s): v for s, v in runs.items()},
