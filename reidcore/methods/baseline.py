@@ -26,11 +26,15 @@ class BaselineNetwork(nn.Module):
         super().__init__()
         self.backbone = backbone
         dim = int(backbone.feature_dim)
-        self.embedding = Embedding(dim, config.embedding_dim) if config.embedding_dim else None
+        self.embedding = None
+        if config.embedding_dim:
+            torchreid_fc = config.embedding_head == "linear_bn_relu"
+            self.embedding = Embedding(dim, config.embedding_dim, batch_norm=torchreid_fc,
+                                       relu=torchreid_fc, bias=True)
         dim = config.embedding_dim or dim
         self.feature_dim = dim
         self.neck = BNNeck(dim) if config.neck == "bnneck" else nn.Identity()
-        self.classifier = Classifier(dim, num_classes)
+        self.classifier = Classifier(dim, num_classes, bias=config.classifier_bias)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.backbone(images)

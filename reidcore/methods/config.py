@@ -21,3 +21,8 @@ class BaselineConfig:
     embedding_dim: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     """A linear embedding layer to this size before the neck (0 = none)."""
     retrieval: Literal["after_neck", "before_neck"] = "after_neck"
+    embedding_head: Literal["linear", "linear_bn_relu"] = "linear"
+    """The embedding layer: ``linear`` (with bias), or ``linear_bn_relu`` (Linear with bias,
+    BatchNorm1d, ReLU: torchreid's ``fc`` of OSNet and resnet50_fc512)."""
+    classifier_bias: bool = False
+    """Give the identity classifier a bias (torchreid's classifiers have one)."""

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from reidcore.models.config import IbnResNetConfig, TimmBackboneConfig
+from reidcore.models.config import (
+    FastReidResNetConfig,
+    IbnResNetConfig,
+    OSNetConfig,
+    TimmBackboneConfig,
+)
 from reidcore.registry import ComponentSpec
 
 
@@ -16,6 +21,14 @@ def backbone_specs() -> list[ComponentSpec]:
         ComponentSpec(name="resnet_ibn_a", kind="backbone", config=IbnResNetConfig,
                       build="reidcore.models.ibn:build",
                       summary="ResNet-50/101-IBN-a (instance-batch norm), as in fast-reid"),
+        ComponentSpec(name="osnet", kind="backbone", config=OSNetConfig,
+                      build="reidcore.models.osnet:build",
+                      summary="OSNet (omni-scale network), torchreid's osnet_x1_0 and "
+                              "narrower widths"),
+        ComponentSpec(name="fastreid_resnet", kind="backbone", config=FastReidResNetConfig,
+                      build="reidcore.models.fastreid_resnet:build",
+                      summary="ResNet-50/101 as fast-reid builds it: IBN-a and non-local "
+                              "blocks optional (BoT, AGW, SBS)"),
     ]
 
 

@@ -28,19 +28,23 @@ class BNNeck(nn.Module):
 
 
 class Embedding(nn.Module):
-    """A linear projection to ``out_dim`` (Kaiming init), optionally followed by BN."""
+    """A linear projection to ``out_dim`` (Kaiming init), optionally followed by BN and a
+    ReLU (``relu``: torchreid's ``fc`` of OSNet and resnet50_fc512 is Linear with bias + BN
+    + ReLU; ``bias`` defaults to "no BN after it")."""
 
-    def __init__(self, in_dim: int, out_dim: int, batch_norm: bool = False):
+    def __init__(self, in_dim: int, out_dim: int, batch_norm: bool = False,
+                 relu: bool = False, bias: bool | None = None):
         super().__init__()
-        self.linear = nn.Linear(in_dim, out_dim, bias=not batch_norm)
+        self.linear = nn.Linear(in_dim, out_dim, bias=not batch_norm if bias is None else bias)
         self.bn = nn.BatchNorm1d(out_dim) if batch_norm else nn.Identity()
+        self.relu = nn.ReLU() if relu else nn.Identity()
         if self.linear.weight.device.type != "meta":
             nn.init.kaiming_normal_(self.linear.weight, mode="fan_out")
             if self.linear.bias is not None:
                 nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.linear(x))
+        return self.relu(self.bn(self.linear(x)))
 
 
 class Classifier(nn.Module):
