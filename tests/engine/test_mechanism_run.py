@@ -79,6 +79,12 @@ def test_a_capable_method_is_measured_against_the_truth(engine_cache, tmp_path):
     logged = next(r for r in rows if r["kind"] == "mechanism")
     assert logged["swap/l1/method"] == pytest.approx(swap["fidelity"]["method"]["l1"]["mean"])
 
+    # measured again from the run directory (reid mechanism): the same seeded sample
+    from reidcore.engine.mechanism import measure_run
+
+    again, grids = measure_run(tmp_path / "run", plugins=plugins, samples=4)
+    assert again == report and set(grids) == {"swap", "translation", "texture"}
+
 
 def test_no_capability_or_no_samples_gives_no_report(engine_cache):
     from reidcore.engine.mechanism import mechanism_report
@@ -88,3 +94,12 @@ def test_no_capability_or_no_samples_gives_no_report(engine_cache):
     assert mechanism_report(plain, recipe, {}, [], {}, torch.device("cpu"), False, 8) == ({}, {})
     assert mechanism_report(Mimic.__new__(Mimic), recipe, {}, [], {}, torch.device("cpu"),
                             False, 0) == ({}, {})
+
+
+def test_reid_mechanism_refuses_what_is_not_a_run(tmp_path, capsys):
+    from reidcore.testing import reid_cli
+
+    assert reid_cli("mechanism", tmp_path / "missing") != 0
+    assert "is not a run directory" in capsys.readouterr().err
+    assert reid_cli("mechanism", tmp_path, "--samples", "0") != 0
+    assert "--samples must be at least 1" in capsys.readouterr().err
