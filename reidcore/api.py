@@ -18,7 +18,10 @@ The contracts components fulfil (Protocols: a component needs none of them to co
     training batch's layout ``Batch`` (``TargetBatch`` for ``batch["target"]``)
 What a method's mechanism can show, measured against the synthetic data's ground truth
     ``SwapsAppearance`` (``swap(appearance, structure)``), ``TranslatesStyle``
-    (``translate(images)``), ``EstimatesTexture`` (``estimate_texture(images)``)
+    (``translate(images)``), ``EstimatesTexture`` (``estimate_texture(images)``);
+    ``SyntheticTruth`` (a true swap, translation or texture of any generated image),
+    ``masked_l1``, ``masked_ssim``, ``measure_mechanism`` (a trained run's report, as
+    ``reid mechanism RUN``)
 Data records
     ``ImageRecord``, ``DatasetSplits``, ``SplitStats``, ``FeatureSet``, ``RunInfo``
 What a method's build function receives, and what its step uses
@@ -78,6 +81,9 @@ _LAZY: dict[str, str] = {
     "Evaluator": "reidcore.interfaces", "Method": "reidcore.interfaces",
     "SwapsAppearance": "reidcore.interfaces", "TranslatesStyle": "reidcore.interfaces",
     "EstimatesTexture": "reidcore.interfaces",
+    "SyntheticTruth": "reidcore.data.synth_truth",
+    "measure_mechanism": "reidcore.engine.mechanism",
+    "masked_l1": "reidcore.evaluation.mechanism", "masked_ssim": "reidcore.evaluation.mechanism",
     "Batch": "reidcore.interfaces", "TargetBatch": "reidcore.interfaces",
     "ImageRecord": "reidcore.records", "DatasetSplits": "reidcore.records",
     "SplitStats": "reidcore.records", "FeatureSet": "reidcore.records",
@@ -134,13 +140,16 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from reidcore.data.datasets.base import IMAGE_SUFFIXES, find_images
     from reidcore.data.loaders import open_image
+    from reidcore.data.synth_truth import SyntheticTruth
     from reidcore.engine.context import MethodContext, Precision, load_run
     from reidcore.engine.images import image_grid, save_png
+    from reidcore.engine.mechanism import measure_mechanism
     from reidcore.engine.optim import Clock, ClockLR, Optimization, lr_factor
     from reidcore.engine.ramps import linear_ramp, step_ramp
     from reidcore.engine.runs import LoadedRun
     from reidcore.engine.step import StepOptimizers
     from reidcore.evaluation.fid import FID, frechet_distance, frechet_distance_of_features
+    from reidcore.evaluation.mechanism import masked_l1, masked_ssim
     from reidcore.evaluation.ranking import rank_metrics
     from reidcore.explain.run_explain import explain_run
     from reidcore.export.run_export import export_onnx

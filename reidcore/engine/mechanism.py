@@ -248,7 +248,7 @@ def scalars(report: dict[str, Any]) -> dict[str, float]:
     return values
 
 
-def measure_run(run: str | Path, *, plugins: Any, samples: int = 16,
+def measure_mechanism(run: str | Path, *, plugins: Any, samples: int = 16,
                 checkpoint: str | Path | None = None, device: str = "cpu",
                 overrides: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The mechanism report of a trained run (its best checkpoint, else the latest), as its

@@ -31,7 +31,7 @@ def add_mechanism_command(subparsers: argparse._SubParsersAction) -> None:
 def command_mechanism(args: argparse.Namespace, plugins: Any) -> int:
     from reidcore.engine.images import save_png
     from reidcore.engine.logging import write_json
-    from reidcore.engine.mechanism import measure_run
+    from reidcore.engine.mechanism import measure_mechanism
     from reidcore.engine.rundir import RunDirectory
     from reidcore.errors import ReidError
 
@@ -39,7 +39,7 @@ def command_mechanism(args: argparse.Namespace, plugins: Any) -> int:
         raise ReidError(f"--samples must be at least 1, got {args.samples}")
     if not args.run.is_dir():
         raise ReidError(f"{args.run} is not a run directory")
-    report, grids = measure_run(args.run, plugins=plugins, samples=args.samples,
+    report, grids = measure_mechanism(args.run, plugins=plugins, samples=args.samples,
                                 checkpoint=args.checkpoint, device=args.device,
                                 overrides=args.overrides)
     if not report:
