@@ -20,8 +20,8 @@ sample of (appearance a, structure s) pairs of different identities:
 * loss curves of every generator term (from the run's ``metrics.jsonl``), the mAP of both
   arms, and a swap grid of test images of six identities (``grid-seed<N>.png``).
 
-Swap fidelity against the true render (the core's mechanism evaluator) is added by the
-core's own evaluation when the run's test data is synthetic and the core provides it.
+And the core's measurement against the generator's ground truth (``truth/...``, see
+:func:`truth`), with its grid ``truth-grid-seed<N>.png`` (rows: a, s, swap, truth).
 
     python plugins/dgnet/benchmarks/swap_evidence.py --out /tmp/dgnet-evidence [--seeds 0 1 2]
 """
@@ -112,6 +112,23 @@ def ranks(query: Any, gallery: Any, gallery_pids: Any, exclude: Any, target: Any
     hits &= ~exclude.gather(1, order)
     first = hits.float().argmax(1) + 1
     return first.masked_fill(~hits.any(1), hits.shape[1] + 1)
+
+
+def truth(out: Path, seed: int, samples: int, plugins: Any) -> dict[str, Any]:
+    """The core's swap measurement against the synthetic ground truth
+    (``reidcore.api.measure_mechanism``): L1 / SSIM in the person mask of swap(a, s), copy s
+    and copy a against the true render of a's identity in s's scene, and the rank of a's
+    identity with the run's own embedding; its grid (a, s, swap, truth) as a PNG."""
+    from reidcore.api import measure_mechanism, save_png
+
+    report, grids = measure_mechanism(out / f"seed{seed}", plugins=plugins, samples=samples)
+    save_png(grids["swap"], out / f"truth-grid-seed{seed}.png")
+    swap = report["swap"]
+    return {"pairs": swap["pairs"],
+            **{f"{c}/{m}": v["mean"] for c, ms in swap["fidelity"].items()
+               for m, v in ms.items()},
+            **{f"{c}/identity_{m}": v["mean"] for c, ms in swap["identity"].items()
+               for m, v in ms.items()}}
 
 
 def mechanism(out: Path, seed: int, pairs: int, plugins: Any) -> dict[str, Any]:
@@ -226,7 +243,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--pairs", type=int, default=400)
+    parser.add_argument("--pairs", type=int, default=400,
+                        help="pairs of the plugin's own truth-free measurements")
+    parser.add_argument("--samples", type=int, default=64,
+                        help="pairs of the core's ground-truth swap measurement")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -242,6 +262,7 @@ def main() -> int:
         runs[seed] = {"mAP": {"teacher": summary_map(args.out / f"seed{seed}-teacher"),
                               "dgnet": summary_map(run)},
                       "mechanism": mechanism(args.out, seed, args.pairs, plugins),
+                      "truth": truth(args.out, seed, args.samples, plugins),
                       "curves": curves(run)}
     keys = [("mAP", "teacher"), ("mAP", "dgnet")]
     table = {f"{a}/{b}": mean_sd([runs[s][a][b] for s in args.seeds]) for a, b in keys}
@@ -250,6 +271,8 @@ def main() -> int:
             for key in ("a_top1", "a_mean_rank", "s_top1"):
                 table[f"{judge}/{arm}/{key}"] = mean_sd(
                     [runs[s]["mechanism"][f"{judge}/{arm}"][key] for s in args.seeds])
+    for key in runs[args.seeds[0]]["truth"]:
+        table[f"truth/{key}"] = mean_sd([runs[s]["truth"][key] for s in args.seeds])
     for key in ("change_when_a_changes", "change_when_s_changes", "adain_scale_spread",
                 "code_colour_r2", "colour_l1_to_a", "colour_l1_to_s"):
         table[key] = mean_sd([runs[s]["mechanism"][key] for s in args.seeds])
@@ -258,7 +281,7 @@ def main() -> int:
               "wall_seconds": round(time.perf_counter() - started, 1)}
     (args.out / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     for name, value in table.items():
-        print(f"{name:34s} {value['mean']:8.3f} +- {value['sd']:6.3f}  "
+        print(f"{name:38s} {value['mean']:8.3f} +- {value['sd']:6.3f}  "
               f"({', '.join(f'{v:.3f}' for v in value['values'])})")
     return 0
 
