@@ -91,20 +91,30 @@ def _fits(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
 
 
 def expected_source_keys(arch: Architecture, target: Mapping[str, Mapping[str, torch.Tensor]]
-                         ) -> set[str]:
-    """The source keys ``arch`` loads into a network whose states are ``target``."""
-    keys = set()
+                         ) -> dict[str, torch.Tensor]:
+    """The source keys ``arch`` loads into a network whose states are ``target``, each with
+    the reid tensor it loads into (for its shape; a meta tensor will do)."""
+    keys = {}
     for module, states in target.items():
-        for key in states:
+        for key, own in states.items():
             origin = arch.source_of(f"{module}.{key}")
             if origin is not None and origin.key is not None:
-                keys.add(origin.key)
+                keys[origin.key] = own
     return keys
+
+
+def _matches(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+             optional: Mapping[str, Checked]) -> bool:
+    """Whether ``state`` holds exactly the ``expected`` keys (besides ``optional`` ones),
+    each in a shape that fits."""
+    return (set(expected) <= set(state) and not set(state) - set(expected) - set(optional)
+            and all(_fits(state[key], own) is not None for key, own in expected.items()))
 
 
 def map_state(arch: Architecture, state: Mapping[str, torch.Tensor],
               target: Mapping[str, Mapping[str, torch.Tensor]], source: str,
-              other_archs: Callable[[], Mapping[str, set[str]]] | None = None) -> MappedState:
+              other_archs: Callable[[], Mapping[str, Mapping[str, torch.Tensor]]] | None = None
+              ) -> MappedState:
     """Map ``state`` (the source checkpoint's tensors) onto ``target`` (reid module name ->
     its state dict, for shapes and dtypes); a :class:`ReidError` names every key that does
     not fit. ``other_archs`` gives, lazily, the source keys each other architecture of the
@@ -112,7 +122,7 @@ def map_state(arch: Architecture, state: Mapping[str, torch.Tensor],
     modules: dict[str, dict[str, torch.Tensor]] = {name: {} for name in target}
     used: dict[str, str] = {}
     constants: dict[str, str] = {}
-    missing, shapes, no_rule = [], [], []
+    missing, shapes, no_rule, misshapen = [], [], [], set()
     for module, states in target.items():
         for key, own in states.items():
             full = f"{module}.{key}"
@@ -130,6 +140,7 @@ def map_state(arch: Architecture, state: Mapping[str, torch.Tensor],
                 continue
             value = _fits(state[origin.key], own)
             if value is None:
+                misshapen.add(origin.key)
                 shapes.append(f"{origin.key} (file {tuple(state[origin.key].shape)}, "
                               f"{arch.name} {tuple(own.shape)})")
                 continue
@@ -143,7 +154,7 @@ def map_state(arch: Architecture, state: Mapping[str, torch.Tensor],
             if problem:
                 check_problems.append(f"{key}: {problem}")
             checked[key] = rule.why
-    unused = sorted(set(state) - set(used) - set(checked))
+    unused = sorted(set(state) - set(used) - set(checked) - misshapen)
     if no_rule:  # a bug of the importer, not of the file: say so
         raise ReidError(f"internal: the {arch.label} importer has no source for reid keys "
                         f"{_listing(no_rule)}")
@@ -160,8 +171,7 @@ def map_state(arch: Architecture, state: Mapping[str, torch.Tensor],
         hint = ""
         if other_archs is not None and (missing or unused or shapes):
             matches = [name for name, keys in other_archs().items()
-                       if name != arch.name and keys <= set(state) and not
-                       (set(state) - keys - set(arch.checked))]
+                       if name != arch.name and _matches(keys, state, arch.checked)]
             if matches:
                 hint = (f". The keys match {arch.framework} '{matches[0]}': import it with "
                         f"--arch {matches[0]}")

@@ -97,8 +97,8 @@ def _resolve(arch: Architecture, plugins: Any, overrides: Sequence[str]) -> Any:
 
 
 def _other_keys(framework: str, state: Mapping[str, torch.Tensor], plugins: Any
-                ) -> Callable[[], dict[str, set[str]]]:
-    def compute() -> dict[str, set[str]]:
+                ) -> Callable[[], dict[str, dict[str, torch.Tensor]]]:
+    def compute() -> dict[str, dict[str, torch.Tensor]]:
         found = {}
         classes = 1
         for name, arch in architectures(framework, state).items():

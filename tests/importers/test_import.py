@@ -125,3 +125,13 @@ def test_cli_import_refuses_to_overwrite_a_run(files, tmp_path, capsys):
                  "--out", str(out)])
     assert code != 0 and "exists and is not empty" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "results"
+
+
+def test_osnet_width_is_named_by_shapes(files, plugins, tmp_path):
+    """OSNet's widths share key names; the shapes tell x0_25 from x1_0."""
+    with pytest.raises(ReidError) as error:
+        import_checkpoint("torchreid", files["osnet"], "resnet50", tmp_path / "run",
+                          plugins=plugins)
+    message = str(error.value)
+    assert "shapes differ: classifier.weight (file (5, 512), resnet50 (5, 2048))" in message
+    assert "--arch osnet_x0_25" in message
