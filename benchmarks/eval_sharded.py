@@ -86,12 +86,15 @@ def main() -> None:
         result, wall, rss = timed(command, env)
         reference = reference or result
         same = result == reference
+        differ = sorted(key for key in reference if result.get(key) != reference[key])
         runs.append({"processes": n, "threads_each": int(threads), "wall_seconds": wall,
                      "peak_rss_gb_largest_process": rss, "equal_to_first": same,
+                     "differing_keys": differ,
                      "mAP": result["mAP"], "tpr_at_fpr": result.get("tpr_at_fpr")})
         print(f"{n} process(es), {threads} thread(s) each: {wall:.1f} s wall, peak RSS "
               f"{rss:.2f} GB (largest process); mAP {result['mAP']:.6f}; equal to the "
-              f"first run: {same}", flush=True)
+              f"first run: {same}{' (differ: ' + ', '.join(differ) + ')' if differ else ''}",
+              flush=True)
     if options.out:
         options.out.parent.mkdir(parents=True, exist_ok=True)
         options.out.write_text(json.dumps({"queries": options.queries,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import numba
@@ -223,7 +224,8 @@ def evaluate_sharded(query_features, shard_features, q_pids, shard_pids, q_camid
                      normalisation: str = "none", protocol: str = "market",
                      max_rank: int = 50, average_precision: str = "standard",
                      query_gallery_index=None, rows: int | None = None,
-                     group=None, verification: bool = True) -> RankResult:
+                     group=None, verification: bool = True,
+                     backend: str = "torch") -> RankResult:
     """This process's part of a sharded evaluation under ``torch.distributed`` (every
     process of ``group`` calls it with all the queries and its own gallery shard; shards
     are contiguous and in rank order). Returns the same :class:`RankResult` on every
@@ -235,11 +237,14 @@ def evaluate_sharded(query_features, shard_features, q_pids, shard_pids, q_camid
     import torch.distributed as dist
 
     from reidcore.evaluation.distance import (
+        as_array,
         as_tensor,
         check_finite,
         check_metric,
         iter_distance_chunks,
         l2_normalise,
+        l2_normalise_array,
+        numpy_backend_fits,
     )
     from reidcore.evaluation.ranking import prepare_labels
 
@@ -247,9 +252,18 @@ def evaluate_sharded(query_features, shard_features, q_pids, shard_pids, q_camid
     if protocol not in ("market", "no-camera"):
         raise ReidError(f"sharded evaluation supports protocols 'market' and 'no-camera', "
                         f"not '{protocol}' (single-gallery-shot runs in one process)")
-    query, shard = as_tensor(query_features), as_tensor(shard_features)
-    if normalisation == "l2":
-        query, shard = l2_normalise(query), l2_normalise(shard)
+    query: Any
+    shard: Any
+    use_numpy = backend == "numpy" and numpy_backend_fits(query_features, shard_features,
+                                                          metric)
+    if use_numpy:  # as the one-process evaluation of NumPy features (reid eval)
+        query, shard = as_array(query_features), as_array(shard_features)
+        if normalisation == "l2":
+            query, shard = l2_normalise_array(query), l2_normalise_array(shard)
+    else:
+        query, shard = as_tensor(query_features), as_tensor(shard_features)
+        if normalisation == "l2":
+            query, shard = l2_normalise(query), l2_normalise(shard)
     world = dist.get_world_size(group)
     sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
     dist.all_gather(sizes, torch.tensor([shard.shape[0]], dtype=torch.int64), group=group)
@@ -271,7 +285,8 @@ def evaluate_sharded(query_features, shard_features, q_pids, shard_pids, q_camid
     # the same query chunks on every process
     rows = rows or max(1, 256 * 2**20 // (4 * max(shard_sizes)))
     parts = []
-    for start, block in iter_distance_chunks(query, shard, metric, rows=rows):
+    for start, block in iter_distance_chunks(query, shard, metric, rows=rows,
+                                             backend="numpy" if use_numpy else "torch"):
         stop = start + block.shape[0]
         sub = None if qg_index is None else qg_index[start:stop]
         mine = shard_positives(block, q_pids[start:stop],
@@ -368,7 +383,8 @@ def evaluate_sets_sharded(config, query, gallery, group=None) -> RankResult:
         normalisation=config.normalisation, protocol=protocol,
         max_rank=max(config.max_rank, *config.ranks),
         average_precision=config.average_precision, query_gallery_index=self_index,
-        rows=config.chunk_rows or None, group=group, verification=config.verification)
+        rows=config.chunk_rows or None, group=group, verification=config.verification,
+        backend="numpy")  # NumPy features (reid eval's) as in one process
     if config.bootstrap:
         result = with_intervals(result, resamples=config.bootstrap,
                                 confidence=config.confidence, seed=config.seed,
