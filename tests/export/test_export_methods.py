@@ -1,7 +1,7 @@
 """Every registered method's embedding (the core's baseline and every installed plugin's,
 each built tiny from its ``example()`` as the contract checks build it) exports to ONNX with
-flip averaging and l2 normalisation and embeds as PyTorch does within 1e-4 (the recipe's own
-choice of both is covered by test_export_run); a module that cannot export is named in the error."""
+l2 normalisation and embeds as PyTorch does within 1e-4 (flip averaging, which only doubles
+the graph, is covered by test_export_run; FlipReID and DG-Net flip inside embed anyway); a module that cannot export is named in the error."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ def test_every_method_exports_with_parity(spec):
     torch.manual_seed(0)
     method, context = build_method(spec, _example(spec))
     loader = context.recipe.loader
-    model = export_method(method, loader.height, loader.width, flip=True, normalise=True)
+    model = export_method(method, loader.height, loader.width, flip=False, normalise=True)
     images = torch.randn(4, 3, loader.height, loader.width,
                          generator=torch.Generator().manual_seed(1))
-    parity = check_parity(method, model, images, flip=True, normalise=True, source="random")
+    parity = check_parity(method, model, images, flip=False, normalise=True, source="random")
     assert parity.max_abs_diff <= 1e-4, parity.describe()
     assert parity.ranking_agreement == 1.0, parity.describe()
 
