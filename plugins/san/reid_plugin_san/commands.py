@@ -8,7 +8,9 @@ The trained SAN-PG is rebuilt from its run's ``recipe.toml`` with its weights
 recipe's input size, normalised as it was trained, decoded and written as a PNG (at the
 decoder's texture size) under ``--out`` with the image's relative path, beside
 ``manifest.json`` (the SAN-PG run, its checkpoint's SHA-256, the data, the sizes). Run
-again after an interruption: textures already written are skipped. Recipes read the folder
+again after an interruption: textures already written are verified against the
+manifest's SHA-256 and kept; damaged ones (truncated, changed) and ones written by another
+SAN-PG run are rewritten and counted. Recipes read the folder
 with ``method.textures = "folder"`` and ``method.texture_root``. Argument parsing imports
 no torch; the command does.
 """
@@ -41,7 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=command_textures)
 
 
-def _value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """A dataset option's value: TOML scalar syntax when it parses, else the string."""
     try:
         import tomllib
@@ -53,9 +55,29 @@ def _value(text: str) -> Any:
         return text
 
 
+def dataset_options(config: Any) -> dict[str, str]:
+    """A dataset config's options that differ from their defaults, as ``--option`` texts:
+    the manifest's record of the data (the same whether the textures came from this
+    command or from the san method's recipe), from which the repair command is built."""
+    import attrs
+
+    from reid_plugin_san.textures import option_text
+
+    options = {}
+    for field in attrs.fields(type(config)):
+        value = getattr(config, field.name)
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()  # type: ignore[call-arg]
+        if value != default:
+            options[field.name] = option_text(value)
+    return options
+
+
 def dataset_records(registry: Any, name: str, root: str | None,
-                    options: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """The training image paths of dataset ``name`` built with ``root`` / ``options``."""
+                    options: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The training image paths of dataset ``name`` built with ``root`` / ``options``, and
+    the dataset's non-default options (:func:`dataset_options`)."""
     from reidcore.api import Kind
 
     spec = registry.get(Kind.DATASET, name)  # unknown: a ReidError with did-you-mean
@@ -64,7 +86,7 @@ def dataset_records(registry: Any, name: str, root: str | None,
         key, sep, text = option.partition("=")
         if not sep or not key.strip():
             raise ReidError(f"--option must look like KEY=VALUE, got {option!r}")
-        values[key.strip()] = _value(text.strip())
+        values[key.strip()] = parse_value(text.strip())
     if root is not None:
         values["root"] = root
     try:
@@ -74,7 +96,7 @@ def dataset_records(registry: Any, name: str, root: str | None,
     paths = [record.path for record in spec.create(config).load().train]
     if not paths:
         raise ReidError(f"dataset '{name}' has no training images")
-    return paths, values
+    return paths, dataset_options(config)
 
 
 def command_textures(args: argparse.Namespace, plugins: Any) -> int:
@@ -89,10 +111,21 @@ def command_textures(args: argparse.Namespace, plugins: Any) -> int:
     decode, sizes = san_pg_decoder(loaded)
     images, options = dataset_records(plugins.registry, args.dataset, args.root, args.option)
     identity = {**sizes.pop("identity"), "dataset": args.dataset,
-                "dataset_options": {k: str(v) for k, v in options.items()}}
+                "dataset_options": options}
     manifest = write_textures(decode, images, args.out, identity=identity,
                               batch_size=args.batch_size, device=args.device, **sizes)
-    print(f"{manifest['written']} texture(s) written, {manifest['skipped']} already there, "
-          f"in {args.out} ({manifest['texture_size'][0]}x{manifest['texture_size'][1]}, "
+    print(f"{manifest['written']} texture(s) written{repaired(manifest)}, "
+          f"{manifest['skipped']} already there (verified), in {args.out} "
+          f"({manifest['texture_size'][0]}x{manifest['texture_size'][1]}, "
           f"SAN-PG {manifest['san_pg_run']})")
     return 0
+
+
+def repaired(manifest: dict[str, Any]) -> str:
+    """`` (2 damaged, 1 from another SAN-PG run, rewritten)`` or nothing."""
+    parts = []
+    if manifest.get("damaged"):
+        parts.append(f"{manifest['damaged']} damaged")
+    if manifest.get("foreign"):
+        parts.append(f"{manifest['foreign']} from another SAN-PG run")
+    return f" ({', '.join(parts)}, rewritten)" if parts else ""

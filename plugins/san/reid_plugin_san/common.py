@@ -9,7 +9,6 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
-
 import torch
 from reidcore.api import ClockLR, MethodContext, ReidError
 from torch import nn

@@ -35,6 +35,7 @@ import torch
 from reidcore.api import Kind, MethodContext, Optimization, ReidError, StepOptimizers
 from torch import nn
 
+from reid_plugin_san.commands import dataset_options, repaired
 from reid_plugin_san.common import (
     check_pairing,
     epoch_multistep,
@@ -225,14 +226,27 @@ class San:
 
     def _open_texture_folder(self) -> TextureFolder:
         c = self.config
-        source = self.context.recipe.data.source
-        dataset = source[0].name if source else "DATASET"
         if c.textures == "folder":
             if not c.texture_root:
                 raise ReidError("san: textures = \"folder\" needs method.texture_root, a "
                                 "folder written by `reid san-textures`")
-            return TextureFolder(c.texture_root, dataset)
-        return TextureFolder(self.write_pseudo_textures(), dataset)
+            return TextureFolder(c.texture_root, self._make_hint(c.texture_root))
+        return TextureFolder(self.write_pseudo_textures())
+
+    def _make_hint(self, folder: str) -> str:
+        """How to make the texture folder of this recipe's training data."""
+        import shlex
+
+        from reid_plugin_san.commands import dataset_options
+
+        source = self.context.recipe.data.source
+        if len(source) != 1:
+            return "`reid san-textures` once per dataset (see its --help)"
+        words = ["reid", "san-textures", "SAN_PG_RUN", "--dataset", source[0].name]
+        for key, text in dataset_options(source[0].config).items():
+            words += ["--option", f"{key}={text}"]
+        words += ["--out", str(Path(folder).expanduser().resolve())]
+        return f"`{shlex.join(words)}` (SAN_PG_RUN: your trained san_pg run)"
 
     def write_pseudo_textures(self) -> Path:
         """``textures = "san_pg"``: write (or complete) the pseudo textures of every
@@ -257,10 +271,14 @@ class San:
                 images += [r.path for r in spec.create(section.config).load().train]
                 names.append(section.name)
             identity = {**sizes.pop("identity"), "dataset": "+".join(names)}
+            if len(names) == 1:  # as `reid san-textures` records it: its command repairs it
+                identity["dataset_options"] = dataset_options(context.recipe.data.source[0]
+                                                              .config)
             manifest = write_textures(decode, images, out, identity=identity,
                                       device=context.device, desc="san_pg textures", **sizes)
             self._say(f"san: pseudo textures of {manifest['images']} training images in {out} "
-                      f"({manifest['written']} written, {manifest['skipped']} already there)")
+                      f"({manifest['written']} written{repaired(manifest)}, "
+                      f"{manifest['skipped']} already there, verified)")
         if context.world_size > 1:
             import torch.distributed as dist
 

@@ -27,11 +27,46 @@ import torch
 from reidcore.api import ReidError, atomic_write_text, open_image, progress
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: a SHA-256 per texture ("textures") and the run named inside each PNG
+PROVENANCE = ("san_pg_run", "san_pg_sha256")  # PNG text chunks: who wrote the texture
 
 
-def command_hint(run: str, dataset: str, out: Path) -> str:
-    return f"`reid san-textures {run} --dataset {dataset} --out {out}`"
+def option_text(value: Any) -> str:
+    """A dataset option as ``--option KEY=<text>`` takes it (TOML scalar syntax, else the
+    bare string), so that the text parses back to ``value``."""
+    from reid_plugin_san.commands import parse_value
+
+    if isinstance(value, str) and parse_value(value) == value:
+        return value
+    if isinstance(value, Path):
+        return option_text(str(value))
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def repair_command(manifest: Mapping[str, Any], folder: Path) -> str | None:
+    """The ``reid san-textures`` command that completes / repairs ``folder`` (verifies every
+    texture, rewrites damaged or foreign ones), runnable as printed; None for a folder the
+    command cannot remake (the san method's textures of several datasets)."""
+    import shlex
+
+    run, dataset = manifest.get("san_pg_run"), manifest.get("dataset")
+    if not run or not dataset or "+" in str(dataset):
+        return None
+    words = ["reid", "san-textures", str(run), "--dataset", str(dataset)]
+    for key, text in (manifest.get("dataset_options") or {}).items():
+        words += ["--option", f"{key}={text}"]
+    if Path(str(manifest.get("san_pg_checkpoint", ""))).name == "best.pt":
+        words += ["--which", "best"]
+    words += ["--out", str(Path(folder).resolve())]
+    return shlex.join(words)
+
+
+def how_to_repair(manifest: Mapping[str, Any], folder: Path) -> str:
+    command = repair_command(manifest, folder)
+    if command is None:
+        return ("start the san run that wrote them again (it verifies its textures and "
+                "rewrites damaged ones)")
+    return f"run `{command}` (it verifies every texture and rewrites damaged ones)"
 
 
 def normalise(images: torch.Tensor, mode: str) -> torch.Tensor:
@@ -80,36 +115,96 @@ def texture_path(out: Path, root: Path, image: str) -> Path | None:
     return (out / relative).with_suffix(".png")
 
 
+def provenance(path: Path) -> dict[str, str] | None:
+    """The SAN-PG run and checkpoint digest written inside a texture PNG; None when the
+    file is no readable PNG (truncated, damaged) or carries none."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()  # a truncated file fails here
+            text = dict(getattr(image, "text", {}) or {})
+    except (OSError, ValueError, SyntaxError):
+        return None
+    if not all(key in text for key in PROVENANCE):
+        return None
+    return {key: text[key] for key in PROVENANCE}
+
+
+def texture_problem(path: Path, recorded: str | None, manifest: Mapping[str, Any]
+                    ) -> tuple[str, str] | None:
+    """None when ``path`` is this folder's texture (its SHA-256 as recorded; or, not yet
+    recorded after a kill, a readable PNG naming this folder's SAN-PG checkpoint); else
+    (kind, description), kind "missing", "damaged" or "foreign" (written by another run)."""
+    if not path.is_file():
+        return "missing", f"{path} is missing"
+    if recorded is not None and file_digest(path) == recorded:
+        return None
+    origin = provenance(path)
+    if origin is not None and origin["san_pg_sha256"] != manifest.get("san_pg_sha256"):
+        return "foreign", (f"{path} was written by SAN-PG run {origin['san_pg_run']} "
+                           f"(checkpoint SHA-256 {origin['san_pg_sha256'][:12]}...), but "
+                           f"this folder holds the textures of SAN-PG run "
+                           f"{manifest.get('san_pg_run')} (checkpoint SHA-256 "
+                           f"{str(manifest.get('san_pg_sha256'))[:12]}...): the folder mixes "
+                           f"two runs")
+    if recorded is None and origin is not None:
+        return None  # written (atomically) by this run before a kill, not yet recorded
+    if recorded is None:
+        return "damaged", (f"{path} is not a texture this folder's {MANIFEST} records "
+                           f"(unreadable, or not written by a SAN-PG run)")
+    return "damaged", (f"{path} is damaged: its SHA-256 differs from the one {MANIFEST} "
+                       f"records (truncated or changed after it was written)")
+
+
 # --- reading -------------------------------------------------------------------------------
 
 
 class TextureFolder:
     """The textures of a folder written by ``reid san-textures`` (or by the ``san`` method),
-    looked up by image path; ``load(paths, size)`` gives B x 3 x th x tw in [-1, 1]."""
+    looked up by image path; ``load(paths, size)`` gives B x 3 x th x tw in [-1, 1]. Each
+    texture is checked once per process against the manifest's SHA-256 (the file is read
+    anyway; a damaged or foreign texture is an error saying how to repair the folder)."""
 
-    def __init__(self, folder: str | Path, dataset: str = "DATASET"):
+    def __init__(self, folder: str | Path, make_hint: str = ""):
         self.folder = Path(folder).expanduser()
         manifest_path = self.folder / MANIFEST
         if not manifest_path.is_file():
             raise ReidError(f"{self.folder} is not a texture folder (no {MANIFEST}); make it "
-                            f"with {command_hint('SAN_PG_RUN', dataset, self.folder)}")
+                            f"with {make_hint or '`reid san-textures` (see its --help)'}")
         try:
             self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             self.root = Path(self.manifest["image_root"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ReidError(f"{manifest_path} is not a texture manifest: {exc}") from None
-        self.hint = command_hint(self.manifest.get("san_pg_run", "SAN_PG_RUN"),
-                                 self.manifest.get("dataset", dataset), self.folder)
+        self.hint = how_to_repair(self.manifest, self.folder)
+        self.digests: dict[str, str] = dict(self.manifest.get("textures") or {})
+        if not self.manifest.get("complete", False):
+            raise ReidError(f"the textures in {self.folder} are incomplete (their writing "
+                            f"was interrupted); to complete them, {self.hint}")
+        if int(self.manifest.get("format", 1)) < FORMAT:
+            raise ReidError(f"{manifest_path} has no SHA-256 per texture (written by an "
+                            f"older version), so its textures cannot be verified; to record "
+                            f"them, {self.hint}")
+        self._verified: set[str] = set()
 
     def path_for(self, image: str) -> Path:
         path = texture_path(self.folder, self.root, image)
         if path is None:
             raise ReidError(f"no pseudo texture for {image}: it is not under the image root "
                             f"{self.root} that {self.folder / MANIFEST} was made for; make "
-                            f"textures for this dataset with {self.hint}")
+                            f"textures for this dataset with `reid san-textures` into "
+                            f"another folder")
+        key = path.relative_to(self.folder).as_posix()
+        if key in self._verified:
+            return path
         if not path.is_file():
-            raise ReidError(f"no pseudo texture for {image} (expected {path}); make the "
-                            f"missing textures with {self.hint} (it skips those written)")
+            raise ReidError(f"no pseudo texture for {image} (expected {path}); to write the "
+                            f"missing textures, {self.hint}")
+        problem = texture_problem(path, self.digests.get(key), self.manifest)
+        if problem is not None:
+            raise ReidError(f"{problem[1]}; to repair the folder, {self.hint}")
+        self._verified.add(key)
         return path
 
     def load(self, images: Sequence[str], size: Sequence[int]) -> torch.Tensor:
@@ -120,21 +215,55 @@ class TextureFolder:
 # --- writing -------------------------------------------------------------------------------
 
 
-def _check_manifest(out: Path, identity: Mapping[str, Any]) -> None:
+def _old_manifest(out: Path, identity: Mapping[str, Any]) -> dict[str, Any]:
+    """The folder's manifest when it matches ``identity`` ({} for a new folder)."""
     path = out / MANIFEST
     if not path.is_file():
-        return
+        return {}
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         raise ReidError(f"{path} is not a texture manifest; remove it or choose another "
                         f"--out") from None
-    differing = [key for key, value in identity.items() if old.get(key) != value]
+    # a format-1 folder is upgraded: its textures are checked as unrecorded ones
+    differing = [key for key, value in identity.items()
+                 if key != "format" and old.get(key) != value]
     if differing:
         raise ReidError(f"{out} holds textures made differently ({', '.join(differing)} "
                         f"differ: {old.get(differing[0])!r} vs {identity[differing[0]]!r}); "
                         f"choose another --out or remove that folder, so textures of two "
                         f"SAN-PG runs are never mixed")
+    return old
+
+
+def encode_png(texture: torch.Tensor, origin: Mapping[str, str]) -> bytes:
+    """A 3 x H x W texture in [0, 1] as PNG bytes (rounded as torchvision's save_image),
+    with the SAN-PG run and checkpoint digest as text chunks."""
+    import io
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    array = texture.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
+    info = PngInfo()
+    for key in PROVENANCE:
+        info.add_text(key, str(origin[key]))
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_file_atomically(path: Path, data: bytes) -> None:
+    """``path`` holds ``data`` whole or not at all; the temporary name (``<name>.part``)
+    matches no ``*.png`` pattern and is removed when the write fails."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_textures(decode: Callable[[torch.Tensor], torch.Tensor], images: Sequence[str],
@@ -142,39 +271,69 @@ def write_textures(decode: Callable[[torch.Tensor], torch.Tensor], images: Seque
                    normalize: str, interpolation: str = "bilinear",
                    identity: Mapping[str, Any], batch_size: int = 32,
                    device: torch.device | str = "cpu", desc: str = "textures") -> dict[str, Any]:
-    """Write the texture of every image in ``images`` under ``out`` (skipping those
-    written) and the manifest; returns the manifest. ``decode`` maps a normalised image
-    batch to textures in [-1, 1] (B x 3 x th x tw). ``identity`` (the SAN-PG run, the data,
-    the sizes) must match an existing manifest."""
-    from torchvision.utils import save_image
-
+    """Write the texture of every image in ``images`` under ``out`` and the manifest (a
+    SHA-256 per texture); returns the manifest with ``written``, ``skipped`` (verified and
+    kept), ``damaged`` and ``foreign`` (rewritten: changed since written, or written by
+    another SAN-PG run). ``decode`` maps a normalised image batch to textures in [-1, 1]
+    (B x 3 x th x tw). ``identity`` (the SAN-PG run, the data, the sizes) must match an
+    existing manifest."""
     out = Path(out)
     images = sorted(dict.fromkeys(str(p) for p in images))
     root = image_root(images)
     identity = {"format": FORMAT, **identity, "image_root": str(root),
                 "input_size": [int(v) for v in input_size],
                 "texture_size": [int(v) for v in texture_size], "normalize": normalize}
-    _check_manifest(out, identity)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = {**identity, "images": len(images), "complete": False}
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    todo = [(image, texture_path(out, root, image)) for image in images]
-    todo = [(image, path) for image, path in todo if path is not None and not path.is_file()]
+    old = _old_manifest(out, identity)
+    recorded: dict[str, str] = dict(old.get("textures") or {})
+    origin = {key: str(identity[key]) for key in PROVENANCE}
+    manifest: dict[str, Any] = {**identity, "images": len(images), "complete": False}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.rglob("*.png.part"):  # left by a process killed mid-write
+            stale.unlink()
+        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    except OSError as exc:
+        raise ReidError(f"cannot write texture manifest {out / MANIFEST}: {exc}") from None
+
+    digests: dict[str, str] = {}
+    counts = {"damaged": 0, "foreign": 0}
+    todo = []
+    for image in images:
+        path = texture_path(out, root, image)
+        if path is None:
+            continue
+        key = path.relative_to(out).as_posix()
+        problem = texture_problem(path, recorded.get(key), identity)
+        if problem is None:
+            digests[key] = recorded.get(key) or file_digest(path)
+            continue
+        if problem[0] in counts:
+            counts[problem[0]] += 1
+        todo.append((image, path, key))
+
     written = 0
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    for chunk in progress(batches, total=len(batches), desc=desc, unit="batch"):
-        batch = read_images([image for image, _ in chunk], input_size, interpolation, normalize)
-        with torch.no_grad():
-            textures = decode(batch.to(device)).float().cpu()
-        for (_, path), texture in zip(chunk, textures, strict=True):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".tmp.png")
-            save_image((texture * 0.5 + 0.5).clamp(0, 1), tmp)
-            os.replace(tmp, path)  # a killed run never leaves a half-written texture
-            written += 1
-    manifest.update({"complete": True, "written": written,
-                     "skipped": len(images) - written})
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    try:
+        for chunk in progress(batches, total=len(batches), desc=desc, unit="batch"):
+            batch = read_images([image for image, _, _ in chunk], input_size, interpolation,
+                                normalize)
+            with torch.no_grad():
+                textures = decode(batch.to(device)).float().cpu()
+            for (_, path, key), texture in zip(chunk, textures, strict=True):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                data = encode_png((texture * 0.5 + 0.5).clamp(0, 1), origin)
+                write_file_atomically(path, data)  # a kill never leaves half a texture
+                digests[key] = hashlib.sha256(data).hexdigest()
+                written += 1
+        manifest.update({"complete": True, "written": written,
+                         "skipped": len(images) - written, **counts,
+                         "textures": dict(sorted(digests.items()))})
+        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    except OSError as exc:
+        raise ReidError(f"writing textures into {out} failed after {written} of "
+                        f"{len(todo)}: {exc}; free space (or fix the folder's permissions) "
+                        f"and run the same command again: it keeps the textures written "
+                        f"and completes the rest") from None
     return manifest
 
 

@@ -110,3 +110,90 @@ def test_bad_arguments(pg_run, tmp_path, capsys, args, message):
 def test_not_a_san_pg_run(tmp_path, capsys):
     assert reid_cli("san-textures", tmp_path / "nope", *SYNTH, "--out", tmp_path) != 0
     assert "no run directory or checkpoint" in capsys.readouterr().err
+
+
+def synthetic_images():
+    from reidcore.api import Kind
+
+    spec = installed_plugins().registry.get(Kind.DATASET, "synthetic")
+    return [r.path for r in spec.create(spec.config(size="64x32", ids=6, test_ids=2))
+            .load().train]
+
+
+def pasted(message):
+    """The command a message suggests, run as a user pasting it would."""
+    import shlex
+
+    command = re.search(r"`(reid san-textures [^`]+)`", message).group(1)
+    words = shlex.split(command)
+    assert words[0] == "reid"
+    return reid_cli(*words[1:])
+
+
+def test_a_damaged_texture_is_refused_on_use_and_the_suggested_command_rewrites_it(
+        pg_run, tmp_path, capsys):
+    from reidcore.api import ReidError
+
+    from reid_plugin_san.textures import TextureFolder, file_digest
+
+    out = tmp_path / "tex"
+    assert reid_cli("san-textures", str(pg_run), *SYNTH, "--out", str(out)) == 0
+    capsys.readouterr()
+    image = synthetic_images()[2]
+    texture = out / Path(image).with_suffix(".png").name
+    texture.write_bytes(texture.read_bytes()[:100])  # truncated
+    with pytest.raises(ReidError, match="is damaged: its SHA-256 differs") as info:
+        TextureFolder(out).load([image], (32, 32))
+    assert pasted(str(info.value)) == 0
+    assert "1 texture(s) written (1 damaged, rewritten)" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["textures"][texture.name] == file_digest(texture)
+    assert tuple(TextureFolder(out).load([image], (32, 32)).shape) == (1, 3, 32, 32)
+
+
+def test_a_texture_of_another_san_pg_run_is_refused_naming_both_runs(pg_run, tmp_path,
+                                                                     capsys):
+    from reidcore.api import ReidError
+
+    from reid_plugin_san.textures import TextureFolder
+
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    other = save_run(tmp_path / "other", seed=1)
+    for run, out in ((pg_run, ours), (other, theirs)):
+        assert reid_cli("san-textures", str(run), *SYNTH, "--out", str(out)) == 0
+    capsys.readouterr()
+    image = synthetic_images()[0]
+    name = Path(image).with_suffix(".png").name
+    shutil.copy(theirs / name, ours / name)
+    with pytest.raises(ReidError) as info:
+        TextureFolder(ours).load([image], (32, 32))
+    message = str(info.value)
+    assert f"written by SAN-PG run {other.resolve()}" in message
+    assert f"textures of SAN-PG run {pg_run.resolve()}" in message and "mixes two runs" in message
+    assert pasted(message) == 0
+    assert "1 texture(s) written (1 from another SAN-PG run, rewritten)" in capsys.readouterr().out
+    TextureFolder(ours).load([image], (32, 32))
+
+
+def test_a_full_disk_leaves_no_partial_texture_and_says_what_to_do(pg_run, tmp_path,
+                                                                   capsys, monkeypatch):
+    import errno
+
+    from reid_plugin_san import textures
+
+    replace = textures.os.replace
+
+    def full(source, target):  # the disk fills while the first texture is written
+        if str(target).endswith(".png"):
+            assert Path(source).is_file() and not str(source).endswith(".png")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        replace(source, target)
+
+    monkeypatch.setattr(textures.os, "replace", full)
+    out = tmp_path / "tex"
+    assert reid_cli("san-textures", str(pg_run), *SYNTH, "--out", str(out)) != 0
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "run the same command again" in err
+    assert "Traceback" not in err
+    assert not list(out.rglob("*.png")) and not list(out.rglob("*.part"))
+    assert not json.loads((out / "manifest.json").read_text())["complete"]

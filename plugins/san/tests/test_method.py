@@ -192,21 +192,30 @@ def test_folder_textures_name_the_missing_image_and_the_command(registry, tmp_pa
 
     from PIL import Image
 
+    from reid_plugin_san.textures import file_digest
+
     root = tmp_path / "images"
     root.mkdir()
     folder = tmp_path / "textures"
     folder.mkdir()
-    (folder / "manifest.json").write_text(json.dumps({
-        "image_root": str(root), "san_pg_run": "runs/pg", "dataset": "market1501"}))
     batch = make_batch()
     batch.pop("textures")
     batch["paths"] = [str(root / f"{i:04d}_c1s1_000001_00.jpg") for i in range(8)]
-    for i in range(7):
-        Image.new("RGB", (16, 16), (255, 0, 0)).save(folder / f"{i:04d}_c1s1_000001_00.png")
+    for i in range(8):
+        Image.new("RGB", (16, 16), (255, 0, 0) if i < 7 else (0, 0, 255)).save(
+            folder / f"{i:04d}_c1s1_000001_00.png")
+    digests = {p.name: file_digest(p) for p in folder.glob("*.png")}
+    (folder / "0007_c1s1_000001_00.png").unlink()
+    (folder / "manifest.json").write_text(json.dumps({
+        "format": 2, "complete": True, "image_root": str(root), "san_pg_run": "runs/pg",
+        "san_pg_sha256": "0" * 64, "san_pg_checkpoint": "runs/pg/checkpoints/epoch-0001.pt",
+        "dataset": "market1501", "dataset_options": {"root": "data"},
+        "textures": digests}))
     method = make_san(registry, {"textures": "folder", "texture_root": str(folder)},
                       {"textures": False})
     with pytest.raises(ReidError, match=r"no pseudo texture for .*0007_c1s1_000001_00\.jpg.*"
-                                        r"reid san-textures runs/pg --dataset market1501"):
+                                        r"reid san-textures runs/pg --dataset market1501 "
+                                        r"--option root=data --out /"):
         train_step(method, batch)
     Image.new("RGB", (16, 16), (0, 0, 255)).save(folder / "0007_c1s1_000001_00.png")
     target = method.targets(batch)
