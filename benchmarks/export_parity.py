@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 import traceback
@@ -21,6 +22,12 @@ from pathlib import Path
 DEFAULT_RECIPES = ["quickstart", "flipreid-synthetic", "cut-reid-synthetic", "san-pg-synthetic",
                    "san-synthetic", "dgnet-teacher-synthetic", "dgnet-synthetic",
                    "arn-synthetic-pretrain", "arn-synthetic"]
+
+# chained recipes: their required runs are the shrunk runs of these recipes (trained earlier
+# in the list), linked where the chain looks for them (<out>/<recipe>-<role>)
+REQUIRED = {"san-synthetic": {"san_pg": "san-pg-synthetic"},
+            "dgnet-synthetic": {"teacher": "dgnet-teacher-synthetic"},
+            "arn-synthetic": {"pretrained": "arn-synthetic-pretrain"}}
 
 
 def main() -> int:
@@ -43,8 +50,14 @@ def main() -> int:
         overrides = [f"train.epochs={args.epochs}", f"train.steps_per_epoch={args.steps}",
                      f"train.eval_every={args.epochs}"]
         started = time.perf_counter()
+        for role, required in REQUIRED.get(name, {}).items():
+            link = args.out / f"{name}-{role}"
+            if not link.exists() and (args.out / required).is_dir():
+                link.symlink_to((args.out / required).resolve())
         try:
-            if not (run / "summary.json").is_file():
+            if _status(run) == "failed":  # e.g. its required run was missing: train again
+                shutil.rmtree(run)
+            if _status(run) is None:
                 run_recipe(name, run, overrides=overrides)
             summary = json.loads((run / "summary.json").read_text())
             result = export_onnx(run, args.out / f"{name}.onnx", plugins=plugins)
@@ -70,6 +83,11 @@ def main() -> int:
                                        "epochs": args.epochs, "steps": args.steps}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _status(run: Path) -> str | None:
+    summary = run / "summary.json"
+    return json.loads(summary.read_text()).get("status") if summary.is_file() else None
 
 
 if __name__ == "__main__":

@@ -361,14 +361,15 @@ class MethodContext:
 
 
 def build_method(recipe: Any, registry: Registry, num_classes: int, *, meta: bool = True,
-                 device: torch.device | None = None) -> Any:
+                 device: torch.device | None = None, run_dir: Path | None = None) -> Any:
     """The recipe's method, on the meta device by default (no memory, no data, and no
-    weights read or downloaded: see :func:`~reidcore.models.weights.no_weight_loading`)."""
+    weights read or downloaded: see :func:`~reidcore.models.weights.no_weight_loading`).
+    ``run_dir``: the run it belongs to, where ``load_run`` finds its required runs."""
     from reidcore.models.weights import no_weight_loading
 
     device = torch.device("meta") if meta else (device or torch.device("cpu"))
     context = MethodContext(recipe=recipe, registry=registry, num_classes=num_classes,
-                            device=device, meta=meta)
+                            device=device, meta=meta, run_dir=run_dir)
     spec = registry.get(Kind.METHOD, recipe.method.name)
     if meta:
         with torch.device("meta"), no_weight_loading():

@@ -72,7 +72,8 @@ class FeatureExtractor:
         if num_classes is None:
             num_classes = expected_num_classes(self.recipe, plugins.registry)[0]
         self.method = build_method(self.recipe, plugins.registry, int(num_classes), meta=False,
-                                   device=self.device)
+                                   device=self.device,
+                                   run_dir=run.path if run is not None else None)
         if state is not None:
             ckpt.load_modules(self.method.modules(), state["modules"], str(state_path))
         self.checkpoint = state_path
