@@ -16,7 +16,8 @@ sample of (appearance a, structure s) pairs of different identities:
   AdaIN scales over the batch (what the appearance code changes in the decoder); whether
   the code carries colour at all (``code_colour_r2``: a ridge probe from the code to the
   stripe colours, held-out R^2); and the output's stripe colours' L1 distance to a's and
-  to s's (``colour_l1_to_a`` / ``_to_s``, a truth-free proxy of "follows a");
+  to s's (``colour_l1_to_a`` / ``_to_s``, a truth-free proxy of "follows a"); and the
+  auto-encoder itself: L1 of G(Es(a), Ea(a)) to a beside that of the mean test image;
 * loss curves of every generator term (from the run's ``metrics.jsonl``), the mAP of both
   arms, and a swap grid of test images of six identities (``grid-seed<N>.png``).
 
@@ -189,8 +190,13 @@ def mechanism(out: Path, seed: int, pairs: int, plugins: Any) -> dict[str, Any]:
         new_a = denormalize(swap(other, s), recipe.loader.normalize)
         new_s = denormalize(swap(a, other), recipe.loader.normalize)
         scales, _ = decoder.adain_parameters(ea.encode(images[a]))
+        own = denormalize(swap(a, a), recipe.loader.normalize)
+        real = denormalize(images[a], recipe.loader.normalize)
+        mean_image = denormalize(images, recipe.loader.normalize).mean(0, keepdim=True)
     result["change_when_a_changes"] = float((base - new_a).abs().mean())
     result["change_when_s_changes"] = float((base - new_s).abs().mean())
+    result["self_recon_l1"] = float((own - real).abs().mean())  # G(Es(a), Ea(a)) vs a
+    result["mean_image_l1"] = float((mean_image - real).abs().mean())  # the trivial one
     result["adain_scale_spread"] = float(scales.std(0).mean() / scales.abs().mean())
     result["code_colour_r2"] = colour_probe(ea, images)
     colours = [stripe_colours(x) for x in (base, denormalize(images[a], recipe.loader.normalize),
@@ -273,7 +279,8 @@ def main() -> int:
                     [runs[s]["mechanism"][f"{judge}/{arm}"][key] for s in args.seeds])
     for key in runs[args.seeds[0]]["truth"]:
         table[f"truth/{key}"] = mean_sd([runs[s]["truth"][key] for s in args.seeds])
-    for key in ("change_when_a_changes", "change_when_s_changes", "adain_scale_spread",
+    for key in ("self_recon_l1", "mean_image_l1", "change_when_a_changes",
+                "change_when_s_changes", "adain_scale_spread",
                 "code_colour_r2", "colour_l1_to_a", "colour_l1_to_s"):
         table[key] = mean_sd([runs[s]["mechanism"][key] for s in args.seeds])
     result = {"recipe": RECIPE, "seeds": args.seeds, "pairs": args.pairs, "summary": table,
