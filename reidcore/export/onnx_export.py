@@ -5,10 +5,13 @@ that names it."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
+import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -24,6 +27,26 @@ TorchScript exporter's full op coverage."""
 
 INPUT, OUTPUT = "images", "embeddings"
 METADATA_PREFIX = "reid."
+
+
+@contextlib.contextmanager
+def _c_stdout_discarded() -> Iterator[None]:
+    """Discard what C++ writes to file descriptor 1: the TorchScript exporter's log is always
+    on (``setup_onnx_logging`` tests the function ``_jit_is_onnx_log_enabled`` for truth
+    instead of calling it), so a failing operator prints the whole graph to stdout."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1: nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _module_names(wrapper: InferenceEmbedding) -> dict[int, str]:
@@ -92,7 +115,7 @@ def export_method(method: Any, height: int, width: int, *, flip: bool, normalise
     dummy = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(0))
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _c_stdout_discarded():
             warnings.simplefilter("ignore")
             # the TorchScript exporter writes to a file object too (typed for paths only)
             torch.onnx.export(wrapper, (dummy,), buffer,  # type: ignore[arg-type]
