@@ -197,3 +197,27 @@ def test_a_full_disk_leaves_no_partial_texture_and_says_what_to_do(pg_run, tmp_p
     assert "Traceback" not in err
     assert not list(out.rglob("*.png")) and not list(out.rglob("*.part"))
     assert not json.loads((out / "manifest.json").read_text())["complete"]
+
+
+def test_the_san_methods_folder_is_repaired_by_its_printed_command(tmp_path):
+    """The san method records a single dataset's options as the command does, so the
+    repair command built from its manifest rebuilds the same data (same identity)."""
+    import shlex
+
+    from reid_plugin_san.commands import dataset_options, dataset_records
+    from reid_plugin_san.textures import repair_command
+
+    recipe = resolve_recipe("san-synthetic", ["data.source.0.ids=6", "data.source.0.test_ids=2",
+                                              f'data.source.0.root="{tmp_path / "data"}"'])
+    section = recipe.data.source[0]
+    recorded = dataset_options(section.config)
+    assert recorded == {"ids": "6", "test_ids": "2", "size": "64x32",
+                        "root": str(tmp_path / "data")}
+    manifest = {"san_pg_run": "/runs/pg", "dataset": section.name,
+                "dataset_options": recorded, "san_pg_checkpoint": "/runs/pg/checkpoints/best.pt"}
+    words = shlex.split(repair_command(manifest, tmp_path / "tex"))
+    assert words[:5] == ["reid", "san-textures", "/runs/pg", "--dataset", "synthetic"]
+    assert words[-4:] == ["--which", "best", "--out", str((tmp_path / "tex").resolve())]
+    options = [words[i + 1] for i, word in enumerate(words) if word == "--option"]
+    _, options_again = dataset_records(installed_plugins().registry, "synthetic", None, options)
+    assert options_again == recorded
