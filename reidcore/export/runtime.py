@@ -72,6 +72,10 @@ class OnnxFeatureExtractor:
         path = Path(path)
         if not path.is_file():
             raise ReidError(f"no such ONNX file: {path}")
+        fixed = [item for item in overrides if item.split("=", 1)[0].strip() == "evaluate.flip"]
+        if fixed:
+            raise ReidError(f"--set {fixed[0]}: flip averaging is inside {path}'s graph (chosen "
+                            "at export); export again with reid export --flip / --no-flip")
         session = create_session(path, device)
         metadata = read_metadata(session)
         if "recipe" not in metadata:

@@ -1,7 +1,8 @@
 """Every registered method's embedding (the core's baseline and every installed plugin's,
 each built tiny from its ``example()`` as the contract checks build it) exports to ONNX with
 l2 normalisation and embeds as PyTorch does within 1e-4 (flip averaging, which only doubles
-the graph, is covered by test_export_run; FlipReID and DG-Net flip inside embed anyway); a module that cannot export is named in the error."""
+the graph, is covered by test_export_run; FlipReID and DG-Net flip inside embed anyway); a
+module that cannot export is named in the error."""
 
 from __future__ import annotations
 

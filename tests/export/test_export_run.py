@@ -76,7 +76,9 @@ def test_bad_input_is_refused_clearly(trained_run, tmp_path, monkeypatch, capsys
             (("export", trained_run, "--onnx", tmp_path / "m.pt"),
              "expected a file name ending in .onnx"),
             (("eval", "--run", tmp_path / "missing.onnx"), "no such ONNX file"),
-            (("eval", "--run", not_ours), "onnxruntime cannot load")]:
+            (("eval", "--run", not_ours), "onnxruntime cannot load"),
+            (("eval", "--run", not_ours, "--set", "evaluate.flip=false"),
+             "flip averaging is inside")]:
         assert reid_cli(*args) != 0
         assert expected in capsys.readouterr().err
 
