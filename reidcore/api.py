@@ -11,7 +11,8 @@ written for another version as that plugin's error, and nothing of it is registe
 
 Registering components (hook modules; see :mod:`reidcore.hookspecs` for every hook)
     ``hookimpl``, ``ComponentSpec``, ``MethodNeeds`` (what a method reads from its recipe:
-    ``[train]`` keys, generator roles, ``[[losses]]``, batch parts), ``Kind``,
+    ``[train]`` keys, generator roles, ``[[losses]]``, batch parts, and ``RunOption``: the
+    ``[method]`` options naming runs it loads), ``Kind``,
     ``Registry``, ``RecipeProblem``
 The contracts components fulfil (Protocols: a component needs none of them to conform)
     ``Dataset``, ``Backbone``, ``Generator``, ``Loss``, ``Evaluator``, ``Method``, and the
@@ -68,7 +69,7 @@ from reidcore.errors import (
     UnknownComponentError,
     did_you_mean,
 )
-from reidcore.registry import ComponentSpec, Kind, MethodNeeds, Registry
+from reidcore.registry import ComponentSpec, Kind, MethodNeeds, Registry, RunOption
 
 API_VERSION = 2
 """Version 2: ``training_step(batch, step, optim)``, optimizers built by the core,
@@ -117,7 +118,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = sorted(["__version__", "API_VERSION", "hookimpl", "ComponentSpec", "MethodNeeds",
-                  "Kind", "Registry",
+                  "RunOption", "Kind", "Registry",
                   "RecipeProblem", "ReidError", "RecipeError", "UnknownComponentError",
                   "did_you_mean", *_LAZY])
 

@@ -124,6 +124,9 @@ def command_check(args: argparse.Namespace, plugins: Any) -> int:
     from reidcore.recipe import dumps
 
     path, recipe = load_recipe(args, plugins)
+    from reidcore.engine.chain import check_chain
+
+    stages = check_chain(recipe, plugins, path)  # every [requires] stage, before any build
     if getattr(args, "build", False):
         from reidcore.engine.build import count_parameters, expected_num_classes, format_counts
         from reidcore.engine.context import build_method
@@ -147,6 +150,8 @@ def command_check(args: argparse.Namespace, plugins: Any) -> int:
     else:
         parts = [f"{kind.value} {section.name}" for _, kind, section in recipe.components()]
         print(f"ok: {path} is valid ({', '.join(parts)})")
+        for stage in stages:
+            print(f"ok: requirement {stage} is valid")
     return 0
 
 

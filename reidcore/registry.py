@@ -93,6 +93,22 @@ def _known_batch_parts(_instance: Any, attribute: attrs.Attribute, value: frozen
 
 
 @attrs.frozen
+class RunOption:
+    """A ``[method]`` option that names a run the method loads with
+    ``context.load_run``: a ``[requires.<role>]`` role (a bare name), a run directory or a
+    checkpoint file. ``reid check`` and ``reid run`` refuse a bare name that is no role of
+    the recipe (DG-Net's ``teacher = "teachr"``), with a did-you-mean."""
+
+    same_source: bool = False
+    """The run must be trained on this run's ``[[data.source]]`` data (the same identities
+    under the same label indices, e.g. a teacher whose classes are this run's): ``load_run``
+    compares the dataset fingerprints both manifest.json files record."""
+    used_when: tuple[str, Any] | None = None
+    """``(option, value)``: the option is read only when that other ``[method]`` option has
+    this value (SAN's ``san_pg`` with ``textures = "san_pg"``); None: whenever it is set."""
+
+
+@attrs.frozen
 class MethodNeeds:
     """What a method reads from its recipe beyond its own ``[method]`` table: the core checks
     a recipe against it once (``reid check``, ``reid run``), with one wording for every
@@ -106,7 +122,8 @@ class MethodNeeds:
     ``losses``: whether it takes ``[[losses]]``; ``losses_note`` says where its losses are
     set instead. ``batch``: the optional batch parts (:data:`BATCH_PARTS`) its step reads;
     the recipe must provide each. ``flip_note``: non-empty when the evaluator's ``flip``
-    must stay off, with the reason (an embedding that flips by itself).
+    must stay off, with the reason (an embedding that flips by itself). ``runs``: the
+    ``[method]`` options naming runs it loads (:class:`RunOption`).
     """
 
     train: frozenset[str] = attrs.field(default=frozenset(OPTIMIZATION_KEYS),
@@ -118,6 +135,8 @@ class MethodNeeds:
     batch: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset,
                                         validator=_known_batch_parts)
     flip_note: str = ""
+    runs: dict[str, RunOption] = attrs.field(factory=dict, converter=dict, hash=False)
+    """``[method]`` options that name runs the method loads (:class:`RunOption`)."""
 
 
 def _check_config_class(_instance: Any, _attribute: attrs.Attribute, value: type) -> None:

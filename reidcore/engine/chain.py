@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reidcore.engine.rundir import RunDirectory
-from reidcore.errors import ReidError
+from reidcore.errors import ReidError, did_you_mean
 
 
 def _check_same_recipe(recipe: Any, target: RunDirectory, role: str) -> None:
@@ -23,6 +23,64 @@ def _check_same_recipe(recipe: Any, target: RunDirectory, role: str) -> None:
         raise ReidError(f"required run '{role}' at {target} was made with a different recipe "
                         f"(differing keys: {', '.join(differing[:8])}); remove or move that "
                         f"directory, or point [requires.{role}].run at it to use it as it is")
+
+
+def run_option_problems(recipe: Any, registry: Any) -> list[str]:
+    """The ``[method]`` options naming runs (the method's ``MethodNeeds.runs``) whose bare
+    name is no ``[requires.<role>]`` of ``recipe`` nor an existing file or directory."""
+    from reidcore.registry import Kind
+
+    if (Kind.METHOD, recipe.method.name) not in registry:
+        return []
+    config = recipe.method.config
+    problems = []
+    for option, need in registry.get(Kind.METHOD, recipe.method.name).needs.runs.items():
+        value = getattr(config, option, "")
+        used = bool(value) and (need.used_when is None
+                                or getattr(config, need.used_when[0], None) == need.used_when[1])
+        looks_like_path = "/" in str(value) or "\\" in str(value) or Path(str(value)).suffix
+        if not used or value in recipe.requires or looks_like_path or Path(value).exists():
+            continue
+        roles = ", ".join(f"'{role}'" for role in recipe.requires) or "none"
+        problems.append(f"method.{option} = {value!r} names no [requires.{value}] of this "
+                        f"recipe{did_you_mean(str(value), list(recipe.requires))} and no run "
+                        f"directory or checkpoint (the recipe's roles: {roles}); name a role, "
+                        f"or a run directory or checkpoint file")
+    return problems
+
+
+def check_chain(recipe: Any, plugins: Any, source: Path | None,
+                _stack: tuple[str, ...] = ()) -> list[str]:
+    """Check the whole chain before anything trains: ``recipe``'s run options, then every
+    stage's recipe resolved with its ``set`` overrides (unknown keys, misspelt recipe names,
+    invalid values), recursively, and no circle. Raises a :class:`ReidError` naming the
+    stage; returns one line per stage (``role: recipe``) for ``reid check``."""
+    from reidcore.recipe import load_recipe
+
+    where = str(source) if source is not None else "the recipe"
+    problems = run_option_problems(recipe, plugins.registry)
+    if problems:
+        raise ReidError(f"{where}: " + "; ".join(problems))
+    base = source.parent if source is not None else None
+    if source is not None and not _stack:
+        _stack = (str(source.resolve()),)
+    stages = []
+    for role, requirement in recipe.requires.items():
+        if not requirement.recipe:
+            continue
+        try:
+            path, required = load_recipe(requirement.recipe, plugins, requirement.set, base)
+        except ReidError as exc:
+            raise ReidError(f"{where}: [requires.{role}] (recipe = {requirement.recipe!r}, "
+                            f"set = {requirement.set}): {exc}") from None
+        key = str(path.resolve())
+        if key in _stack:
+            raise ReidError(f"recipes require each other in a circle: "
+                            f"{' -> '.join((*_stack, key))}")
+        stages += [f"{role}: {path}"]
+        stages += [f"{role}.{line}" for line in
+                   check_chain(required, plugins, path, (*_stack, key))]
+    return stages
 
 
 def run_chain(recipe: Any, plugins: Any, run_dir: Path | None, resume: bool = False,
@@ -43,6 +101,8 @@ def run_chain(recipe: Any, plugins: Any, run_dir: Path | None, resume: bool = Fa
             raise ReidError("--resume needs --out DIR: the run directory to continue")
         run_dir = default_run_dir(recipe_name)  # the requirements live beside it
 
+    if not _stack:  # the whole chain, before its first stage trains
+        check_chain(recipe, plugins, source)
     owner = RunDirectory(run_dir) if run_dir is not None else None
     base = source.parent if source is not None else None
     if source is not None and not _stack:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, hookimpl
+from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, RunOption, hookimpl
 
 from reid_plugin_arn.config import (
     ArnConfig,
@@ -31,6 +31,7 @@ NEEDS = MethodNeeds(
     roles={"network": "arn_network"},
     losses=False,
     losses_note="arn sets its loss weights in [method] (w_cls, w_rec, w_dif, w_mmd, w_ctr)",
+    runs={"pretrained": RunOption(used_when=("source_only", False))},
     # batch["target"] is read only when not source_only (the pretraining stage has no
     # target data), which MethodNeeds cannot say: reid_validate_recipe checks it
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, hookimpl
+from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, RunOption, hookimpl
 
 from reid_plugin_dgnet.config import (
     DecoderConfig,
@@ -35,6 +35,8 @@ NEEDS = MethodNeeds(
     batch=("positives", "second"),
     flip_note="dgnet's embedding already sums the mirrored image's features (as the "
               "official test script)",
+    # the teacher's soft labels are over this run's identities: same data, same labels
+    runs={"teacher": RunOption(same_source=True)},
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, hookimpl
+from reidcore.api import ComponentSpec, MethodNeeds, RecipeProblem, RunOption, hookimpl
 
 from reid_plugin_san.config import (
     SADecoderConfig,
@@ -31,6 +31,7 @@ SAN_NEEDS = MethodNeeds(
     # [[losses]] are the re-ID losses (default CE_ls + triplet). batch["textures"] is read
     # only with textures = "dataset" (the other sources are read from disk), which
     # MethodNeeds cannot say: reid_validate_recipe checks it
+    runs={"san_pg": RunOption(used_when=("textures", "san_pg"))},
 )
 
 SAN_PG_NEEDS = MethodNeeds(
