@@ -17,8 +17,9 @@ test identities (disjoint from training) and that identity's true texture, besid
 baseline "the mean texture" (mean of the training identities' true textures, the best
 constant image-independent guess under L2) and SAN-PG's own output (the pseudo-texture
 teacher). Images go through the eval transform (resize, [0, 1], the recipe's
-normalisation). Until the core's texture-fidelity evaluator lands this is the plugin's own
-scoring through the API's truth textures.
+normalisation). The core's proving ground measures the same thing its own way
+(``reidcore.api.measure_mechanism``: 64 seeded samples, L1 and SSIM in the texture space,
+beside its mean texture); both are recorded (``core_*`` keys).
 
     nice -n 10 python plugins/san/benchmarks/mechanism.py --out runs/bench-san-mechanism
 
@@ -105,6 +106,17 @@ class TextureScorer:
         return float((textures.clamp(0, 1) - self.truth).abs().mean())
 
 
+def core_texture_fidelity(run: Path, samples: int = 64) -> dict[str, float]:
+    """The core's texture-fidelity report of ``run`` (method and mean texture, L1 / SSIM)."""
+    from reidcore.api import measure_mechanism
+    from reidcore.testing import installed_plugins
+
+    report, _ = measure_mechanism(run, plugins=installed_plugins(), samples=samples)
+    fidelity = report["texture"]["fidelity"]
+    return {f"core_{who}_{metric}": fidelity[who][metric]["mean"]
+            for who in ("method", "mean_texture") for metric in ("l1", "ssim")}
+
+
 def score(out: Path, seed: int, pg: Path) -> dict[str, Any]:
     from reidcore.api import load_run
     from reidcore.testing import installed_plugins
@@ -122,6 +134,7 @@ def score(out: Path, seed: int, pg: Path) -> dict[str, Any]:
         estimate = getattr(loaded.method, "estimate_texture", None)
         if estimate is not None:
             row[arm]["texture_l1"] = scorer.error(estimate(scorer.images))
+            row[arm].update(core_texture_fidelity(run))
     assert scorer is not None
     row["mean_texture"] = {"texture_l1": scorer.error(scorer.mean.expand_as(scorer.truth))}
     teacher = load_run(pg, registry)
