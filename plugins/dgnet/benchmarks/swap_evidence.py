@@ -115,15 +115,19 @@ def ranks(query: Any, gallery: Any, gallery_pids: Any, exclude: Any, target: Any
     return first.masked_fill(~hits.any(1), hits.shape[1] + 1)
 
 
-def truth(out: Path, seed: int, samples: int, plugins: Any) -> dict[str, Any]:
+def truth(out: Path, seed: int, samples: int, plugins: Any,
+          checkpoint: str | None = None) -> dict[str, Any]:
     """The core's swap measurement against the synthetic ground truth
     (``reidcore.api.measure_mechanism``): L1 / SSIM in the person mask of swap(a, s), copy s
     and copy a against the true render of a's identity in s's scene, and the rank of a's
     identity with the run's own embedding; its grid (a, s, swap, truth) as a PNG."""
     from reidcore.api import measure_mechanism, save_png
 
-    report, grids = measure_mechanism(out / f"seed{seed}", plugins=plugins, samples=samples)
-    save_png(grids["swap"], out / f"truth-grid-seed{seed}.png")
+    run = out / f"seed{seed}"
+    report, grids = measure_mechanism(run, plugins=plugins, samples=samples,
+                                      checkpoint=run / "checkpoints" / checkpoint
+                                      if checkpoint else None)
+    save_png(grids["swap"], out / f"truth-grid-seed{seed}{tag(checkpoint)}.png")
     swap = report["swap"]
     return {"pairs": swap["pairs"],
             **{f"{c}/{m}": v["mean"] for c, ms in swap["fidelity"].items()
@@ -132,14 +136,19 @@ def truth(out: Path, seed: int, samples: int, plugins: Any) -> dict[str, Any]:
                for m, v in ms.items()}}
 
 
-def mechanism(out: Path, seed: int, pairs: int, plugins: Any) -> dict[str, Any]:
+def tag(checkpoint: str | None) -> str:
+    return f"-{Path(checkpoint).stem}" if checkpoint else ""
+
+
+def mechanism(out: Path, seed: int, pairs: int, plugins: Any,
+              checkpoint: str | None = None) -> dict[str, Any]:
     import torch
     from reidcore.api import image_grid, load_run, save_png
 
     from reid_plugin_dgnet.swap import denormalize, swap_rows
 
     run = out / f"seed{seed}"
-    dgnet = load_run(run, plugins.registry)
+    dgnet = load_run(run / "checkpoints" / checkpoint if checkpoint else run, plugins.registry)
     teacher = load_run(out / f"seed{seed}-teacher", plugins.registry)
     recipe = dgnet.recipe
     ea, es, decoder = dgnet["ea"], dgnet["es"], dgnet["decoder"]
@@ -209,7 +218,8 @@ def mechanism(out: Path, seed: int, pairs: int, plugins: Any) -> dict[str, Any]:
         first.setdefault(r.pid, len(query) + i)
     shown = images[list(first.values())[:6]]
     rows = swap_rows(ea, es, decoder, shown, recipe.loader.normalize)
-    save_png(image_grid(rows, (0.0, 1.0), limit=shown.shape[0] + 1), out / f"grid-seed{seed}.png")
+    save_png(image_grid(rows, (0.0, 1.0), limit=shown.shape[0] + 1),
+             out / f"grid-seed{seed}{tag(checkpoint)}.png")
     return result
 
 
@@ -249,6 +259,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--checkpoint", help="measure this checkpoint of each seed's run "
+                        "(e.g. epoch-0002.pt), trained or still training; no training")
     parser.add_argument("--pairs", type=int, default=400,
                         help="pairs of the plugin's own truth-free measurements")
     parser.add_argument("--samples", type=int, default=64,
@@ -256,7 +268,8 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    train(args.out, args.seeds, args.parallel)
+    if not args.checkpoint:
+        train(args.out, args.seeds, args.parallel)
     import torch
     from reidcore.testing import installed_plugins
 
@@ -265,13 +278,16 @@ def main() -> int:
     runs = {}
     for seed in args.seeds:
         run = args.out / f"seed{seed}"
+        dgnet_map = summary_map(run) if (run / "summary.json").exists() else None
         runs[seed] = {"mAP": {"teacher": summary_map(args.out / f"seed{seed}-teacher"),
-                              "dgnet": summary_map(run)},
-                      "mechanism": mechanism(args.out, seed, args.pairs, plugins),
-                      "truth": truth(args.out, seed, args.samples, plugins),
+                              "dgnet": dgnet_map},
+                      "mechanism": mechanism(args.out, seed, args.pairs, plugins,
+                                             args.checkpoint),
+                      "truth": truth(args.out, seed, args.samples, plugins, args.checkpoint),
                       "curves": curves(run)}
     keys = [("mAP", "teacher"), ("mAP", "dgnet")]
-    table = {f"{a}/{b}": mean_sd([runs[s][a][b] for s in args.seeds]) for a, b in keys}
+    table = {f"{a}/{b}": mean_sd([runs[s][a][b] for s in args.seeds]) for a, b in keys
+             if all(runs[s][a][b] is not None for s in args.seeds)}  # DG-Net: when finished
     for judge in ("teacher", "dgnet"):
         for arm in ("swap", "copy_s", "copy_a"):
             for key in ("a_top1", "a_mean_rank", "s_top1"):
@@ -283,10 +299,12 @@ def main() -> int:
                 "change_when_s_changes", "adain_scale_spread",
                 "code_colour_r2", "colour_l1_to_a", "colour_l1_to_s"):
         table[key] = mean_sd([runs[s]["mechanism"][key] for s in args.seeds])
-    result = {"recipe": RECIPE, "seeds": args.seeds, "pairs": args.pairs, "summary": table,
+    result = {"recipe": RECIPE, "checkpoint": args.checkpoint or "last", "seeds": args.seeds,
+              "pairs": args.pairs, "samples": args.samples, "summary": table,
               "runs": {str(s): v for s, v in runs.items()},
               "wall_seconds": round(time.perf_counter() - started, 1)}
-    (args.out / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (args.out / f"results{tag(args.checkpoint)}.json").write_text(json.dumps(result, indent=2),
+                                                                 encoding="utf-8")
     for name, value in table.items():
         print(f"{name:38s} {value['mean']:8.3f} +- {value['sd']:6.3f}  "
               f"({', '.join(f'{v:.3f}' for v in value['values'])})")
