@@ -148,6 +148,9 @@ class MethodContext:
     """The run's directory (None outside a run, e.g. in contract checks)."""
     logger: RunLogger | None = None
     """The engine's run logger (``image(tag, hxwx3, step)``); None outside a run."""
+    source_datasets: dict[str, str] | None = None
+    """This run's ``[[data.source]]`` fingerprints as manifest.json records them (None
+    outside a run): a run loaded for a ``RunOption(same_source=True)`` must match them."""
     _ddp_parameters: set[int] = attrs.field(factory=set, init=False)
     """Parameters of modules :meth:`wrap` put in DDP (their gradients are synced there)."""
 
@@ -323,8 +326,10 @@ class MethodContext:
 
         requirement = getattr(self.recipe, "requires", {}).get(str(ref))
         if requirement is None:
-            return load_run(Path(ref), self.registry, device=self.device, modules=modules,
-                            which=which)
+            loaded = load_run(Path(ref), self.registry, device=self.device, modules=modules,
+                              which=which)
+            self._check_same_source(str(ref), loaded)
+            return loaded
         if requirement.run:
             path = Path(requirement.run)
         elif self.run_dir is not None:
@@ -334,13 +339,29 @@ class MethodContext:
                                   f"run is found beside this run's directory, and this "
                                   f"method is not being built inside a run")
         try:
-            return load_run(path, self.registry, device=self.device, modules=modules,
-                            which=which)
+            loaded = load_run(path, self.registry, device=self.device, modules=modules,
+                              which=which)
         except MissingRunError as exc:
             how = (f"train it with `reid run {requirement.recipe} --out {path}` (`reid run` "
                    f"on this recipe trains it first)" if requirement.recipe
                    else f"[requires.{ref}].run = '{requirement.run}' must name a trained run")
             raise MissingRunError(f"required run '{ref}' is missing: {exc}; {how}") from None
+        self._check_same_source(str(ref), loaded)
+        return loaded
+
+    def _check_same_source(self, ref: str, loaded: Any) -> None:
+        """A run loaded for a ``RunOption(same_source=True)`` (DG-Net's teacher) trained on
+        this run's source data, compared by dataset fingerprint (records, pids and camids:
+        the label mapping follows from them); counts alone let 40 other identities pass."""
+        from reidcore.engine.run_match import check_same_source
+
+        if self.source_datasets is None or (Kind.METHOD, self.recipe.method.name) \
+                not in self.registry:
+            return
+        needs = self.registry.get(Kind.METHOD, self.recipe.method.name).needs
+        if any(option.same_source and getattr(self.recipe.method.config, name, None) == ref
+               for name, option in needs.runs.items()):
+            check_same_source(ref, loaded.run_dir, self.source_datasets, self.recipe)
 
     def log_images(self, tag: str, rows: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
                    step: int, value_range: tuple[float, float] = (-1.0, 1.0),

@@ -185,11 +185,13 @@ class Trainer:
             self.logger.print(f"note: train.precision = \"{cfg.precision}\" applies on CUDA "
                               "only; this CPU run uses fp32")
         self.clock = Clock(length=len(self.train_loader))
+        self.fingerprints = self._dataset_fingerprints()
         self.context = MethodContext(
             recipe=recipe, registry=self.registry, num_classes=self.train_loader.num_classes,
             steps_per_epoch=len(self.train_loader), device=self.device,
             precision=self.precision, rank=self.dist.rank, world_size=self.dist.world_size,
-            clock=self.clock, run_dir=self.run_dir, logger=self.logger)
+            clock=self.clock, run_dir=self.run_dir, logger=self.logger,
+            source_datasets=self.fingerprints)
         with torch.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext():
             self.method = self.registry.get(Kind.METHOD, recipe.method.name).create(
                 recipe.method.config, context=self.context)
@@ -225,15 +227,20 @@ class Trainer:
         if self.dist.is_main:
             self._write_run_files()
 
-    def _write_run_files(self) -> None:
-        from reidcore.recipe import to_dict, write_resolved
-
-        write_resolved(self.recipe, self.files.recipe_file)
+    def _dataset_fingerprints(self) -> dict[str, str]:
+        """``"<role>[i] <name>"`` -> fingerprint of every dataset (manifest.json's)."""
         fingerprints = {}
         for role in ("source", "target", "test"):
             for index, split in enumerate(self.splits[role]):
                 name = getattr(self.recipe.data, role)[index].name
                 fingerprints[f"{role}[{index}] {name}"] = dataset_fingerprint([split])
+        return fingerprints
+
+    def _write_run_files(self) -> None:
+        from reidcore.recipe import to_dict, write_resolved
+
+        write_resolved(self.recipe, self.files.recipe_file)
+        fingerprints = self.fingerprints
         extra = {"device": str(self.device), "world_size": self.dist.world_size,
                  "num_classes": self.train_loader.num_classes,
                  "steps_per_epoch": len(self.train_loader), "resumed": self.resume,
