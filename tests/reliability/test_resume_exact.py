@@ -62,7 +62,8 @@ def shrink(recipe: str, root: Path) -> list[str]:
     """``--set`` overrides that make ``recipe`` (and its requirements, recursively) tiny."""
     resolved = resolve_recipe(recipe)
     sets = [f"train.epochs={EPOCHS}", f"train.steps_per_epoch={STEPS}",
-            f"train.eval_every={EPOCHS}", "train.ranked_pictures=0"]
+            f"train.eval_every={EPOCHS}", "train.ranked_pictures=0",
+            "train.mechanism_samples=0"]  # the proving ground measures after training
     if resolved.backbone is not None and resolved.backbone.name == "timm":
         sets.append(f'backbone.model="{TINY_BACKBONE}"')
     sets += NETWORKS.get(Path(recipe).stem, [])
