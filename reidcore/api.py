@@ -83,7 +83,7 @@ _LAZY: dict[str, str] = {
     "SwapsAppearance": "reidcore.interfaces", "TranslatesStyle": "reidcore.interfaces",
     "EstimatesTexture": "reidcore.interfaces",
     "SyntheticTruth": "reidcore.data.synth_truth",
-    "measure_mechanism": "reidcore.engine.mechanism",
+    "measure_mechanism": "reidcore.engine.mechanism_command",
     "masked_l1": "reidcore.evaluation.mechanism", "masked_ssim": "reidcore.evaluation.mechanism",
     "Batch": "reidcore.interfaces", "TargetBatch": "reidcore.interfaces",
     "ImageRecord": "reidcore.records", "DatasetSplits": "reidcore.records",
@@ -144,7 +144,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from reidcore.data.synth_truth import SyntheticTruth
     from reidcore.engine.context import MethodContext, Precision, load_run
     from reidcore.engine.images import image_grid, save_png
-    from reidcore.engine.mechanism import measure_mechanism
+    from reidcore.engine.mechanism_command import measure_mechanism
     from reidcore.engine.optim import Clock, ClockLR, Optimization, lr_factor
     from reidcore.engine.ramps import linear_ramp, step_ramp
     from reidcore.engine.runs import LoadedRun

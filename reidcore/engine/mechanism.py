@@ -247,27 +247,3 @@ def scalars(report: dict[str, Any]) -> dict[str, float]:
                 values[f"{capability}/identity_{metric}/{candidate}"] = stats["mean"]
     return values
 
-
-def measure_mechanism(run: str | Path, *, plugins: Any, samples: int = 16,
-                checkpoint: str | Path | None = None, device: str = "cpu",
-                overrides: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The mechanism report of a trained run (its best checkpoint, else the latest), as its
-    final evaluation would have measured it; for runs made before it existed, or with
-    another sample size."""
-    from reidcore.data.loaders import build_test_loaders
-    from reidcore.engine.evaluate import extract_features, set_train_mode
-    from reidcore.engine.extract import FeatureExtractor
-    from reidcore.engine.trainer import build_dataset, section_names
-
-    extractor = FeatureExtractor(run, checkpoint=checkpoint, device=device, plugins=plugins,
-                                 overrides=overrides)
-    recipe = extractor.recipe
-    splits = {role: [build_dataset(plugins.registry, section).load()
-                     for section in getattr(recipe.data, role)] for role in ("source", "test")}
-    test_sets = build_test_loaders(splits["test"], recipe.loader,
-                                   names=section_names(recipe.data.test))
-    set_train_mode(extractor.method.modules(), False)
-    gallery = {test.name: extract_features(extractor.method, test.gallery, extractor.device,
-                                           extractor.flip).numpy() for test in test_sets[:1]}
-    return mechanism_report(extractor.method, recipe, splits, test_sets, gallery,
-                            extractor.device, extractor.flip, samples)

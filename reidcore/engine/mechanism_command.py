@@ -1,12 +1,45 @@
-"""``reid mechanism RUN``: a trained run's mechanism measured against the synthetic data's
-ground truth (:mod:`reidcore.engine.mechanism`; the parser imports no torch)."""
+"""``reid mechanism RUN`` and :func:`measure_mechanism`: a trained run's mechanism measured
+against the synthetic data's ground truth (:mod:`reidcore.engine.mechanism`, which the
+trainer runs after its final evaluation; the parser imports no torch)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+
+def measure_mechanism(run: str | Path, *, plugins: Any, samples: int = 16,
+                      checkpoint: str | Path | None = None, device: str = "cpu",
+                      overrides: Sequence[str] = ()
+                      ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The mechanism report of a trained run (its best checkpoint, else the latest), as its
+    final evaluation would have measured it; for runs made before it existed, or with
+    another sample size."""
+    from reidcore.data.loaders import build_test_loaders
+    from reidcore.engine.evaluate import extract_features, set_train_mode
+    from reidcore.engine.extract import FeatureExtractor
+    from reidcore.engine.mechanism import mechanism_report
+    from reidcore.engine.trainer import build_dataset, section_names
+
+    extractor = FeatureExtractor(run, checkpoint=checkpoint, device=device, plugins=plugins,
+                                 overrides=overrides)
+    recipe = extractor.recipe
+    splits = {role: [build_dataset(plugins.registry, section).load()
+                     for section in getattr(recipe.data, role)] for role in ("source", "test")}
+    test_sets = build_test_loaders(splits["test"], recipe.loader,
+                                   names=section_names(recipe.data.test))
+    set_train_mode(extractor.method.modules(), False)
+    gallery = {test.name: extract_features(extractor.method, test.gallery, extractor.device,
+                                           extractor.flip).numpy() for test in test_sets[:1]}
+    return mechanism_report(extractor.method, recipe, splits, test_sets, gallery,
+                            extractor.device, extractor.flip, samples)
 
 
 def add_mechanism_command(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +64,6 @@ def add_mechanism_command(subparsers: argparse._SubParsersAction) -> None:
 def command_mechanism(args: argparse.Namespace, plugins: Any) -> int:
     from reidcore.engine.images import save_png
     from reidcore.engine.logging import write_json
-    from reidcore.engine.mechanism import measure_mechanism
     from reidcore.engine.rundir import RunDirectory
     from reidcore.errors import ReidError
 

@@ -10,11 +10,13 @@ queries take a fraction of a second.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import attrs
 import numpy as np
 
 from reidcore.errors import ReidError
+from reidcore.evaluation.ranking import RankResult
 
 BLOCK_VALUES = 2**24
 """Values gathered at once (resamples x queries x metrics): about 128 MB of float64, so
@@ -48,3 +50,21 @@ def bootstrap_intervals(values: Mapping[str, np.ndarray], *, resamples: int = 10
     low, high = np.percentile(means, [tail, 100.0 - tail], axis=1)
     return {name: (float(lo), float(hi)) for name, lo, hi in zip(names, low, high,
                                                                  strict=True)}
+
+
+def with_intervals(result: RankResult, *, resamples: int = 1000, confidence: float = 0.95,
+                   seed: int = 0, ranks: Sequence[int] = (1, 5, 10)) -> RankResult:
+    """``result`` with bootstrap intervals over its valid queries for mAP, mINP and the
+    CMC at ``ranks`` (the single-gallery-shot CMC has no per-query first match: its rank-k
+    intervals are left out)."""
+    valid = ~result.skipped
+    values = {"mAP": result.ap[valid], "mINP": result.inp[valid]}
+    if result.protocol != "single-gallery-shot":
+        first = result.first_match_rank[valid]
+        for k in ranks:
+            if k <= len(result.cmc):
+                values[f"rank{k}"] = (first <= k).astype(np.float64)
+    intervals = bootstrap_intervals(values, resamples=resamples, confidence=confidence,
+                                    seed=seed)
+    return attrs.evolve(result, intervals=intervals, confidence=confidence,
+                        resamples=resamples)

@@ -22,7 +22,7 @@ import attrs
 import numpy as np
 
 from reidcore.errors import ReidError
-from reidcore.evaluation.bootstrap import bootstrap_intervals
+from reidcore.evaluation.bootstrap import with_intervals
 from reidcore.evaluation.config import RankingConfig
 from reidcore.evaluation.distance import (
     as_array,
@@ -215,24 +215,6 @@ def _evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camid
     if verify is not None:
         result = attrs.evolve(result, tpr_at_fpr=verify.result())
     return result
-
-
-def with_intervals(result: RankResult, *, resamples: int = 1000, confidence: float = 0.95,
-                   seed: int = 0, ranks: Sequence[int] = (1, 5, 10)) -> RankResult:
-    """``result`` with bootstrap intervals over its valid queries for mAP, mINP and the
-    CMC at ``ranks`` (the single-gallery-shot CMC has no per-query first match: its rank-k
-    intervals are left out)."""
-    valid = ~result.skipped
-    values = {"mAP": result.ap[valid], "mINP": result.inp[valid]}
-    if result.protocol != "single-gallery-shot":
-        first = result.first_match_rank[valid]
-        for k in ranks:
-            if k <= len(result.cmc):
-                values[f"rank{k}"] = (first <= k).astype(np.float64)
-    intervals = bootstrap_intervals(values, resamples=resamples, confidence=confidence,
-                                    seed=seed)
-    return attrs.evolve(result, intervals=intervals, confidence=confidence,
-                        resamples=resamples)
 
 
 class RankingEvaluator:

@@ -360,7 +360,7 @@ def evaluate_sets_sharded(config, query, gallery, group=None) -> RankResult:
     and single-gallery-shot need the whole gallery in one process: refused here."""
     import torch.distributed as dist
 
-    from reidcore.evaluation.evaluator import with_intervals
+    from reidcore.evaluation.bootstrap import with_intervals
     from reidcore.evaluation.protocol import query_gallery_index_from_paths, resolve_protocol
 
     for wanted, what in ((config.rerank, "re-ranking (--rerank)"),

@@ -55,7 +55,7 @@ def _gallery(recipe: Any, registry: Any, folder: Path | None) -> tuple[list[Path
     return [Path(r.path) for r in records], [r.pid for r in records]
 
 
-def explain_run(run: str | Path, images: Sequence[Path], out: Path, *, plugins: Any = None,
+def explain_run(run: str | Path, images: Sequence[Path], out: Path, *, plugins: Any,
                 top_k: int = 5, gallery: Path | None = None, layer: str | None = None,
                 checkpoint: Path | None = None, overrides: Sequence[str] = ()) -> list[Path]:
     """Write ``out/explain_<NN>_<image name>.png`` per query image; returns the paths."""
@@ -63,9 +63,6 @@ def explain_run(run: str | Path, images: Sequence[Path], out: Path, *, plugins: 
     from reidcore.engine.extract import FeatureExtractor
     from reidcore.engine.images import save_png
 
-    if plugins is None:
-        from reidcore.plugins import get_plugins
-        plugins = get_plugins()
     run_path = Path(run)
     if not (run_path / "recipe.toml").is_file():
         raise ReidError(f"{run_path} is not a run directory (no recipe.toml)"

@@ -27,7 +27,7 @@ class ExportResult:
     checkpoint: Path | None
 
 
-def export_onnx(run: str | Path, out: str | Path, *, plugins: Any = None,
+def export_onnx(run: str | Path, out: str | Path, *, plugins: Any,
                 flip: bool | None = None, normalise: bool | None = None,
                 checkpoint: str | Path | None = None, overrides: Sequence[str] = (),
                 opset: int = OPSET, parity_images: int = 32,
@@ -42,9 +42,6 @@ def export_onnx(run: str | Path, out: str | Path, *, plugins: Any = None,
     from reidcore.engine.extract import FeatureExtractor
     from reidcore.fileio import atomic_open
 
-    if plugins is None:
-        from reidcore.plugins import get_plugins
-        plugins = get_plugins()
     run_path = Path(run)
     if not (run_path / "recipe.toml").is_file():
         raise ReidError(f"{run_path} is not a run directory (no recipe.toml)"

@@ -80,7 +80,7 @@ def test_a_capable_method_is_measured_against_the_truth(engine_cache, tmp_path):
     assert logged["swap/l1/method"] == pytest.approx(swap["fidelity"]["method"]["l1"]["mean"])
 
     # measured again from the run directory (reid mechanism): the same seeded sample
-    from reidcore.engine.mechanism import measure_mechanism
+    from reidcore.engine.mechanism_command import measure_mechanism
 
     again, grids = measure_mechanism(tmp_path / "run", plugins=plugins, samples=4)
     assert again == report and set(grids) == {"swap", "translation", "texture"}

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from reidcore.errors import ReidError
+from reidcore.plugins import get_plugins
 from reidcore.registry import Kind
 from reidcore.testing import build_method, installed_plugins, reid_cli, spec_id, write_checkpoint
 
@@ -90,4 +91,4 @@ def test_explain_bad_input(tmp_path, capsys):
         assert expected in capsys.readouterr().err
     with pytest.raises(ReidError, match="--top-k must be at least 1"):
         from reidcore.explain.run_explain import explain_run
-        explain_run(run, [tmp_path], tmp_path / "o", top_k=0)
+        explain_run(run, [tmp_path], tmp_path / "o", plugins=get_plugins(), top_k=0)

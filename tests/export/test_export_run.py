@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from reidcore.errors import ReidError
+from reidcore.plugins import get_plugins
 from reidcore.testing import reid_cli, run_recipe
 from tests.engine.conftest import fast_recipe_dict, resolve_dict
 
@@ -57,8 +58,8 @@ def test_export_then_eval_and_extract_the_onnx_file(trained_run, tmp_path, capsy
 def test_export_without_flip_and_normalisation(trained_run, tmp_path):
     from reidcore.export.run_export import export_onnx
 
-    result = export_onnx(trained_run, tmp_path / "plain.onnx", flip=False, normalise=False,
-                         parity_images=4)
+    result = export_onnx(trained_run, tmp_path / "plain.onnx", plugins=get_plugins(),
+                         flip=False, normalise=False, parity_images=4)
     assert (result.flip, result.normalise) == (False, False)
     assert result.parity.max_abs_diff <= 1e-4
     assert (tmp_path / "plain.onnx").is_file()
@@ -69,7 +70,7 @@ def test_bad_input_is_refused_clearly(trained_run, tmp_path, monkeypatch, capsys
 
     with pytest.raises(ReidError, match=r"is not a run directory \(no recipe.toml\): it does "
                                         r"not exist"):
-        export_onnx(tmp_path / "missing-run", tmp_path / "m.onnx")
+        export_onnx(tmp_path / "missing-run", tmp_path / "m.onnx", plugins=get_plugins())
     not_ours = tmp_path / "other.onnx"
     not_ours.write_bytes(b"not a model")
     for args, expected in [
@@ -84,5 +85,5 @@ def test_bad_input_is_refused_clearly(trained_run, tmp_path, monkeypatch, capsys
 
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if the extra were not installed
     with pytest.raises(ReidError, match=r"needs the 'onnx' package.*reidcore\[export\]"):
-        export_onnx(trained_run, tmp_path / "m.onnx")
+        export_onnx(trained_run, tmp_path / "m.onnx", plugins=get_plugins())
     assert not (tmp_path / "m.onnx").exists()
