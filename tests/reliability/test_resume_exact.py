@@ -105,7 +105,9 @@ def run(recipe: str, out: Path, sets: list[str], *extra: str) -> int:
 
 
 def final_weights(run_dir: Path) -> dict[str, Any]:
-    return ckpt.read(ckpt.latest(run_dir / "checkpoints"))["modules"]
+    latest = ckpt.latest(run_dir / "checkpoints")
+    assert latest is not None, f"no checkpoint in {run_dir}"
+    return ckpt.read(latest)["modules"]
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def start(*args: str) -> subprocess.Popen:
 def finish(process: subprocess.Popen) -> None:
     _, err = process.communicate()
     if process.returncode:
-        raise SystemExit(f"failed: {' '.join(process.args)}\n{err[-3000:]}")
+        raise SystemExit(f"failed: {process.args!r}\n{err[-3000:]}")
 
 
 def run_seed(out: Path, seed: int, epochs: int, pg: Path) -> None:

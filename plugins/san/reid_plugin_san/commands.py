@@ -68,7 +68,7 @@ def dataset_options(config: Any) -> dict[str, str]:
         value = getattr(config, field.name)
         default = field.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            default = default.factory()  # type: ignore[call-arg]
+            default = default.factory()
         if value != default:
             options[field.name] = option_text(value)
     return options

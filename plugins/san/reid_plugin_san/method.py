@@ -188,7 +188,7 @@ class San:
         [0, 1]; SA-Enc and SA-Dec in eval mode (running BN statistics), as SAN's
         decoder would be applied after training."""
         assert self.decoder is not None
-        modules = (self.encoder, self.decoder)
+        modules: tuple[nn.Module, ...] = (self.encoder, self.decoder)
         was = [module.training for module in modules]
         for module in modules:
             module.eval()
