@@ -21,7 +21,7 @@ def test_check_build_reports_every_unknown_name_with_a_suggestion(capsys):
     assert code == 2, err
     assert "has 3 problem(s)" in err
     assert ("$.train.best_metric: no metric of evaluator 'ranking' named 'map' "
-            "(did you mean 'mAP'?); there are: mAP, mINP") in err
+            "(did you mean 'mAP'?); there are: mAP, mAP_ci_high, mAP_ci_low, mINP") in err
     assert ("$.train.lr_mult.backbon: no parameter group of method 'baseline' named "
             "'backbon' (did you mean 'backbone'?); there are: backbone, classifier, neck") in err
     assert "$.train.freeze[0]: no parameter group of method 'baseline' named 'backbon'" in err
