@@ -17,8 +17,8 @@ from reidcore.engine.rundir import RunDirectory
 from reidcore.errors import ReidError, did_you_mean
 
 
-def _check_same_recipe(recipe: Any, target: RunDirectory, role: str) -> None:
-    differing = [change["key"] for change in target.differs_from(recipe)]
+def _check_same_recipe(recipe: Any, target: RunDirectory, role: str, registry: Any) -> None:
+    differing = [change["key"] for change in target.differs_from(recipe, registry)]
     if differing:
         raise ReidError(f"required run '{role}' at {target} was made with a different recipe "
                         f"(differing keys: {', '.join(differing[:8])}); remove or move that "
@@ -117,7 +117,7 @@ def run_chain(recipe: Any, plugins: Any, run_dir: Path | None, resume: bool = Fa
                             f"{' -> '.join((*_stack, key))}")
         assert owner is not None  # a recipe with requirements always gets a run directory
         target = owner.requirement(role)
-        _check_same_recipe(required, target, role)
+        _check_same_recipe(required, target, role, plugins.registry)
         if target.completed:
             if not quiet:
                 print(f"requirement '{role}': completed run {target} is reused", flush=True)

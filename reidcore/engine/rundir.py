@@ -172,22 +172,32 @@ class RunDirectory:
             raise ReidError(f"{self.path} has no recipe.toml: is it a reid run directory?")
         return self.recipe_file
 
-    def differs_from(self, recipe: Any) -> list[dict[str, Any]]:
+    def differs_from(self, recipe: Any, registry: Any = None) -> list[dict[str, Any]]:
         """The keys where ``recipe`` differs from the recipe the directory was trained with,
-        as ``{"key", "old", "new"}`` records; none when it holds no ``recipe.toml``."""
-        from reidcore.recipe import differences, read_toml, to_dict, value_at
+        as ``{"key", "old", "new"}`` records; none when it holds no ``recipe.toml``. With
+        the ``registry``, the written recipe is resolved again first, so a key added to
+        reid after the run was made counts as its default, not as a difference (a run
+        written before ``train.mechanism_samples`` existed stays the same recipe)."""
+        from reidcore.errors import RecipeError
+        from reidcore.recipe import differences, read_toml, resolve, to_dict, value_at
 
         if not self.recipe_file.is_file():
             return []
         new, old = to_dict(recipe), read_toml(self.recipe_file)
+        if registry is not None:
+            try:
+                old = to_dict(resolve(old, str(self.recipe_file), registry))
+            except RecipeError:
+                pass  # no longer a valid recipe: compare as written
         return [{"key": key, "old": value_at(old, key), "new": value_at(new, key)}
                 for key in differences(new, old)]
 
-    def resume_changes(self, recipe: Any, allow_change: bool = False) -> list[dict[str, Any]]:
+    def resume_changes(self, recipe: Any, allow_change: bool = False,
+                       registry: Any = None) -> list[dict[str, Any]]:
         """May a ``--resume`` go on with ``recipe``? Its differences
         (:meth:`differs_from`), or a :class:`ReidError` listing them unless ``allow_change``
         and all are :data:`SAFE_RESUME_CHANGES`."""
-        changes = self.differs_from(recipe)
+        changes = self.differs_from(recipe, registry)
         unsafe = [c for c in changes if c["key"] not in SAFE_RESUME_CHANGES]
         if not changes or (allow_change and not unsafe):
             return changes

@@ -107,8 +107,8 @@ def prepare_run_dir(out: Path | None, resume: bool, recipe_name: str) -> Path:
 
 @contextlib.contextmanager
 def claim_run_dir(recipe: Any, out: Path | None, resume: bool, recipe_name: str,
-                  allow_recipe_change: bool = False, quiet: bool = False
-                  ) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
+                  allow_recipe_change: bool = False, quiet: bool = False,
+                  registry: Any = None) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
     """Lock the run directory, then check it: ``(run directory, recipe changes)``. The
     checks come after the lock, so no other run can change what they saw."""
     with RunLock(_run_dir(out, resume, recipe_name)) as lock:
@@ -116,7 +116,8 @@ def claim_run_dir(recipe: Any, out: Path | None, resume: bool, recipe_name: str,
             print(lock.stale_message(), flush=True)
         run_dir = prepare_run_dir(out, resume, recipe_name)
         files = RunDirectory(run_dir)
-        changes = files.resume_changes(recipe, allow_recipe_change) if resume else []
+        changes = (files.resume_changes(recipe, allow_recipe_change, registry)
+                   if resume else [])
         if resume:
             files.check_epochs(recipe.train.epochs)
         for leftover in files.remove_leftovers():
@@ -145,7 +146,8 @@ def run_recipe(recipe: Any, plugins: Any, out: Path | None = None, resume: bool 
             if env.is_main:
                 try:
                     run_dir, changes = stack.enter_context(claim_run_dir(
-                        recipe, out, resume, recipe_name, allow_recipe_change, quiet))
+                        recipe, out, resume, recipe_name, allow_recipe_change, quiet,
+                        plugins.registry))
                     claimed = {"run_dir": str(run_dir), "changes": changes}
                 except ReidError as exc:
                     claimed = {"error": str(exc)}
@@ -155,7 +157,7 @@ def run_recipe(recipe: Any, plugins: Any, out: Path | None = None, resume: bool 
             return _run_process(recipe, plugins, Path(claimed["run_dir"]), resume, quiet,
                                 recipe_changes=claimed["changes"])
     with claim_run_dir(recipe, out, resume, recipe_name, allow_recipe_change,
-                       quiet) as (run_dir, changes):
+                       quiet, plugins.registry) as (run_dir, changes):
         if nproc > 1:
             if recipe.train.device == "cuda" or (recipe.train.device == "auto"
                                                  and torch.cuda.is_available()):
