@@ -1,9 +1,12 @@
 """Teacher alone vs DG-Net on the synthetic pedestrians, 3 seeds, equal iteration budgets.
 
-Each seed runs ``reid run dgnet-synthetic`` (one command: the teacher recipe first, then
-DG-Net with that teacher) with the same number of iterations for both stages, so the two
-arms are the teacher alone (``<seed dir>-teacher``) and DG-Net (``<seed dir>``). The seeds
-run as parallel processes (one torch thread each) to fit the shared machine's budget.
+The seeds are one seed group of the core's multi-seed runner (``reid run dgnet-synthetic
+--seeds ...``: ``OUT/dgnet/seed-<N>``, each the teacher recipe first, then DG-Net with that
+teacher, every stage with the seed) with the same number of iterations for both stages, so
+the two arms are the teacher alone (``seed-<N>-teacher``) and DG-Net (``seed-<N>``). The
+seeds are filled as parallel processes (one torch thread each, to fit the shared machine's
+budget), then one pass of the same command over all seeds (completed runs are kept) writes
+the group's ``seeds.json``.
 
     python plugins/dgnet/benchmarks/teacher_vs_dgnet.py --out /tmp/dgnet-bench [--iters 100]
 
@@ -25,10 +28,11 @@ from pathlib import Path
 SEEDS = (0, 1, 2)
 
 
-def overrides(seed: int, iters: int) -> list[str]:
+def overrides(iters: int) -> list[str]:
+    """The stages' budgets (the seed of each stage is the group's)."""
     epochs, steps = 2, iters // 2
     warm = int(0.3 * iters)
-    common = [f"seed={seed}", f"train.epochs={epochs}", f"train.steps_per_epoch={steps}",
+    common = [f"train.epochs={epochs}", f"train.steps_per_epoch={steps}",
               f"train.eval_every={epochs}"]
     teacher = [*common, f"train.milestones=[{epochs - 1}]"]
     dgnet = [*common, f"method.warm_iter={warm}", f"method.warm_teacher_iter={warm}",
@@ -53,18 +57,21 @@ def main() -> int:
     reid = str(Path(sys.executable).with_name("reid"))
     env = {**os.environ, "REID_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
+    group = args.out / "dgnet"
+    command = [reid, "run", "dgnet-synthetic", "--out", str(group), *overrides(args.iters)]
     procs = {}
     for seed in SEEDS:
         log = (args.out / f"seed{seed}.log").open("w")
-        procs[seed] = subprocess.Popen(
-            [reid, "run", "dgnet-synthetic", "--out", str(args.out / f"seed{seed}"),
-             *overrides(seed, args.iters)], stdout=log, stderr=subprocess.STDOUT, env=env)
+        procs[seed] = subprocess.Popen([*command, "--seeds", str(seed)], stdout=log,
+                                       stderr=subprocess.STDOUT, env=env)
     failed = [seed for seed, proc in procs.items() if proc.wait() != 0]
     if failed:
         print(f"seeds {failed} failed: see {args.out}/seed*.log", file=sys.stderr)
         return 1
-    rows = {seed: {"teacher": metrics(args.out / f"seed{seed}-teacher"),
-                   "dgnet": metrics(args.out / f"seed{seed}")} for seed in SEEDS}
+    subprocess.run([*command, "--seeds", *map(str, SEEDS)], check=True, env=env,
+                   stdout=subprocess.DEVNULL)  # every seed completed: writes seeds.json
+    rows = {seed: {"teacher": metrics(group / f"seed-{seed}-teacher"),
+                   "dgnet": metrics(group / f"seed-{seed}")} for seed in SEEDS}
     summary = {}
     for arm in ("teacher", "dgnet"):
         for key in ("mAP", "rank1"):

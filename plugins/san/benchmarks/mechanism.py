@@ -70,17 +70,21 @@ def finish(process: subprocess.Popen) -> None:
 
 def run_seed(out: Path, seed: int, epochs: int, pg: Path) -> None:
     running = []
-    for arm, overrides in ARMS.items():
-        run = out / f"{arm}-seed{seed}"
-        if (run / "summary.json").is_file():
+    for arm in ARMS:
+        if (out / arm / f"seed-{seed}" / "summary.json").is_file():
             continue
-        common = [f"seed={seed}", f"train.epochs={epochs}", f"train.eval_every={epochs}",
-                  f"method.milestones=[{max(epochs - 2, 1)}]", "method.log_images_every=0",
-                  'requires.san_pg.recipe=""', f'requires.san_pg.run="{pg}"']
-        running.append(start("run", "san-synthetic", "--out", str(run),
-                             *sets(common + overrides)))
+        running.append(start(*arm_command(out, arm, epochs, pg), "--seeds", str(seed)))
     for process in running:
         finish(process)
+
+
+def arm_command(out: Path, arm: str, epochs: int, pg: Path) -> list[str]:
+    """``reid run`` of one arm's seed group (``OUT/<arm>/seed-<N>``; the seed comes with
+    ``--seeds``)."""
+    common = [f"train.epochs={epochs}", f"train.eval_every={epochs}",
+              f"method.milestones=[{max(epochs - 2, 1)}]", "method.log_images_every=0",
+              'requires.san_pg.recipe=""', f'requires.san_pg.run="{pg}"']
+    return ["run", "san-synthetic", "--out", str(out / arm), *sets(common + ARMS[arm])]
 
 
 class TextureScorer:
@@ -125,7 +129,7 @@ def score(out: Path, seed: int, pg: Path) -> dict[str, Any]:
     row: dict[str, Any] = {}
     scorer = None
     for arm in ARMS:
-        run = out / f"{arm}-seed{seed}"
+        run = out / arm / f"seed-{seed}"
         summary = json.loads((run / "summary.json").read_text())
         row[arm] = {"mAP": 100 * summary["metrics"]["synthetic"]["mAP"],
                     "rank1": 100 * summary["metrics"]["synthetic"]["rank1"]}
@@ -152,10 +156,10 @@ def picture(out: Path, seed: int, path: Path, count: int = 8) -> None:
     from reid_plugin_san.textures import read_images
 
     registry = installed_plugins().registry
-    san = load_run(out / f"san-seed{seed}", registry)
+    san = load_run(out / "san" / f"seed-{seed}", registry)
     loader = san.recipe.loader
     scorer = TextureScorer(san.recipe, registry)
-    no_target = load_run(out / f"no_texture_target-seed{seed}", registry)
+    no_target = load_run(out / "no_texture_target" / f"seed-{seed}", registry)
     pg = load_run(out / "san_pg", registry)
     images = scorer.images[:count]
     with torch.no_grad():
@@ -206,6 +210,9 @@ def main() -> None:
              "arms": summarise(rows), "minutes": minutes}, indent=2) + "\n")
         if seed == args.seeds[0]:
             picture(args.out, seed, DOCS / "mechanism.png")
+    for arm in ARMS:  # every seed completed: each arm's seeds.json
+        finish(start(*arm_command(args.out, arm, args.epochs, pg), "--seeds",
+                     *map(str, args.seeds)))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ equal budgets, 3 seeds each.
 
 Every arm runs ``san-synthetic`` with the same SAN budget (``--epochs``, default 4 = 1
 warm-up + 3 main epochs, milestone at main epoch 2: 60 steps of 32 images) and seed; only
-the texture target differs. The three arms of a seed run at once, one thread each.
+the texture target differs. Each arm is a seed group of the core's multi-seed runner
+(``reid run san-synthetic --seeds``: ``OUT/<arm>/seed-<N>`` and ``OUT/<arm>/seeds.json``);
+the three arms of a seed run at once, one thread each.
 SAN-PG is trained once (seed 0, ``san-pg-synthetic``) and shared by the three
 seeds of the ``pseudo`` arm (its cost is not part of SAN's budget, as PIT pre-training is
 not in the paper's; sharing it keeps the benchmark within 15 minutes, so the spread of
@@ -69,20 +71,24 @@ def run_seed(out: Path, seed: int, epochs: int, pg: Path) -> dict[str, dict]:
     under the same load)."""
     started = time.perf_counter()
     running = {}
-    for arm, overrides in ARMS.items():
-        run = out / f"{arm}-seed{seed}"
-        if (run / "summary.json").is_file():
+    for arm in ARMS:
+        if (out / arm / f"seed-{seed}" / "summary.json").is_file():
             continue
-        common = [f"seed={seed}", f"train.epochs={epochs}", f"train.eval_every={epochs}",
-                  f"method.milestones=[{max(epochs - 2, 1)}]", "method.log_images_every=0",
-                  'requires.san_pg.recipe=""', f'requires.san_pg.run="{pg}"']
-        running[arm] = start("run", "san-synthetic", "--out", str(run),
-                             *sets(common + overrides), threads=1)
+        running[arm] = start(*arm_command(out, arm, epochs, pg), "--seeds", str(seed),
+                             threads=1)
     for process in running.values():
         finish(process)
     print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
-    return {arm: json.loads((out / f"{arm}-seed{seed}" / "summary.json").read_text())
+    return {arm: json.loads((out / arm / f"seed-{seed}" / "summary.json").read_text())
             ["metrics"]["synthetic"] for arm in ARMS}
+
+
+def arm_command(out: Path, arm: str, epochs: int, pg: Path) -> list[str]:
+    """``reid run`` of one arm's seed group (the seed comes with ``--seeds``)."""
+    common = [f"train.epochs={epochs}", f"train.eval_every={epochs}",
+              f"method.milestones=[{max(epochs - 2, 1)}]", "method.log_images_every=0",
+              'requires.san_pg.recipe=""', f'requires.san_pg.run="{pg}"']
+    return ["run", "san-synthetic", "--out", str(out / arm), *sets(common + ARMS[arm])]
 
 
 def picture(run: Path, path: Path, count: int = 8) -> None:
@@ -138,6 +144,9 @@ def main() -> None:
     for seed in args.seeds:
         for arm, metrics in run_seed(args.out, seed, args.epochs, pg.resolve()).items():
             results[arm].append(metrics)
+    for arm in ARMS:  # every seed completed: the group's seeds.json
+        reid(*arm_command(args.out, arm, args.epochs, pg.resolve()), "--seeds",
+             *map(str, args.seeds))
     rows = {}
     for arm, metrics in results.items():
         row = {}
@@ -154,7 +163,7 @@ def main() -> None:
         {"seeds": args.seeds, "epochs": args.epochs, "arms": rows, "minutes": minutes},
         indent=2) + "\n")
     print(f"wall {minutes:.1f} min")
-    picture(args.out / f"pseudo-seed{args.seeds[0]}", DOCS / "textures.png")
+    picture(args.out / "pseudo" / f"seed-{args.seeds[0]}", DOCS / "textures.png")
 
 
 if __name__ == "__main__":
