@@ -33,7 +33,9 @@ What a method's build function receives, and what its step uses
     ``optim.update(name, loss)``, ``optim.frozen(*modules)``, ``optim.backward`` /
     ``optim.step``), ``Clock``, ``ClockLR``, ``lr_factor`` (LR schedules read from the
     engine's clock), ``linear_ramp``, ``step_ramp`` (loss-weight ramps), ``LoadedRun``,
-    ``load_run`` (another run, frozen)
+    ``load_run`` (another run, frozen), ``keep_rng_states`` (work done lazily inside a
+    step, such as loading another run, that must not move the global RNGs: a resumed run
+    would train on another random stream)
 Losses and evaluators a method reuses
     ``WeightedLoss``, ``batch_hard_triplet``, ``pairwise_euclidean``, ``FID``,
     ``frechet_distance``, ``frechet_distance_of_features``, ``rank_metrics``
@@ -102,6 +104,7 @@ _LAZY: dict[str, str] = {
     "linear_ramp": "reidcore.engine.ramps", "step_ramp": "reidcore.engine.ramps",
     "LoadedRun": "reidcore.engine.runs", "load_run": "reidcore.engine.context",
     "image_grid": "reidcore.engine.images", "save_png": "reidcore.engine.images",
+    "keep_rng_states": "reidcore.engine.evaluate",
     # reusable pieces
     "WeightedLoss": "reidcore.losses.losses", "batch_hard_triplet": "reidcore.losses.losses",
     "pairwise_euclidean": "reidcore.losses.losses",
@@ -143,6 +146,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from reidcore.data.loaders import open_image
     from reidcore.data.synth_truth import SyntheticTruth
     from reidcore.engine.context import MethodContext, Precision, load_run
+    from reidcore.engine.evaluate import keep_rng_states
     from reidcore.engine.images import image_grid, save_png
     from reidcore.engine.mechanism_command import measure_mechanism
     from reidcore.engine.optim import Clock, ClockLR, Optimization, lr_factor

@@ -4,11 +4,8 @@ training's random stream."""
 
 from __future__ import annotations
 
-import contextlib
-import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 from reidcore.api import ClockLR, MethodContext, ReidError
 from torch import nn
@@ -74,22 +71,3 @@ def maybe_log_images(context: MethodContext, every: int, step: int,
         context.log_images("textures", {name: pad_to(batch.detach(), size, -1.0)
                                         if batch.shape[-2:] != size else batch
                                         for name, batch in rows.items()}, step + 1)
-
-
-@contextlib.contextmanager
-def keep_global_rngs() -> Iterator[None]:
-    """Restore Python's, NumPy's and torch's global RNGs (CPU and initialised CUDA devices)
-    after the block. For work done lazily inside a training step that a resumed run does
-    at another point than an uninterrupted one (loading the SAN-PG run builds networks,
-    whose initialisation draws): without it a run resumed after epoch k trains on
-    another random stream than the run that was never stopped."""
-    python, numpy_state, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    try:
-        yield
-    finally:
-        random.setstate(python)
-        np.random.set_state(numpy_state)
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)

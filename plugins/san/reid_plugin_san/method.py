@@ -32,14 +32,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from reidcore.api import Kind, MethodContext, Optimization, ReidError, StepOptimizers
+from reidcore.api import (
+    Kind,
+    MethodContext,
+    Optimization,
+    ReidError,
+    StepOptimizers,
+    keep_rng_states,
+)
 from torch import nn
 
 from reid_plugin_san.commands import dataset_options, repaired
 from reid_plugin_san.common import (
     check_pairing,
     epoch_multistep,
-    keep_global_rngs,
     maybe_log_images,
     to_tanh_range,
 )
@@ -220,7 +226,7 @@ class San:
         uninterrupted run does this in its first epoch, a resumed one in its first
         resumed step, and both must go on with the same random stream."""
         if self._textures is None:
-            with keep_global_rngs():
+            with keep_rng_states():  # a resumed run must draw as an uninterrupted one
                 self._textures = self._open_texture_folder()
         return self._textures
 
