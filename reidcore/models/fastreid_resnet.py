@@ -19,7 +19,7 @@ from torch import nn
 
 from reidcore.models.backbone import PooledBackbone
 from reidcore.models.config import FastReidResNetConfig
-from reidcore.models.ibn import BottleneckIBN
+from reidcore.models.ibn import BottleneckIBN, ibn_stage
 
 DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
@@ -77,16 +77,9 @@ class FastReidResNet(nn.Module):
                          for blocks, count in zip(layers, non_local, strict=True)]
 
     def _make_layer(self, planes: int, blocks: int, stride: int, ibn: bool) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * BottleneckIBN.expansion:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * BottleneckIBN.expansion, kernel_size=1,
-                          stride=stride, bias=False),
-                nn.BatchNorm2d(planes * BottleneckIBN.expansion))
-        layers = [BottleneckIBN(self.inplanes, planes, ibn, stride, downsample)]
+        stage = ibn_stage(self.inplanes, planes, blocks, stride, ibn)
         self.inplanes = planes * BottleneckIBN.expansion
-        layers += [BottleneckIBN(self.inplanes, planes, ibn) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
+        return stage
 
     def _init_weights(self) -> None:
         for module in self.modules():

@@ -58,6 +58,22 @@ class BottleneckIBN(nn.Module):
         return self.relu(out + residual)
 
 
+
+def ibn_stage(inplanes: int, planes: int, blocks: int, stride: int,
+              ibn: bool) -> nn.Sequential:
+    """One ResNet stage of IBN-a bottlenecks (a projection shortcut on the first block
+    when the stride or width changes); shared by the IBN-a ResNet and fast-reid's."""
+    downsample = None
+    if stride != 1 or inplanes != planes * BottleneckIBN.expansion:
+        downsample = nn.Sequential(
+            nn.Conv2d(inplanes, planes * BottleneckIBN.expansion, kernel_size=1,
+                      stride=stride, bias=False),
+            nn.BatchNorm2d(planes * BottleneckIBN.expansion))
+    width = planes * BottleneckIBN.expansion
+    layers = [BottleneckIBN(inplanes, planes, ibn, stride, downsample)]
+    layers += [BottleneckIBN(width, planes, ibn) for _ in range(1, blocks)]
+    return nn.Sequential(*layers)
+
 class ResNetIBN(nn.Module):
     """The trunk (no classifier): ``forward_features`` gives the stage-4 map."""
 
@@ -76,17 +92,9 @@ class ResNetIBN(nn.Module):
         self._init_weights()
 
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * BottleneckIBN.expansion:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * BottleneckIBN.expansion, kernel_size=1,
-                          stride=stride, bias=False),
-                nn.BatchNorm2d(planes * BottleneckIBN.expansion))
-        ibn = planes != 512
-        layers = [BottleneckIBN(self.inplanes, planes, ibn, stride, downsample)]
+        stage = ibn_stage(self.inplanes, planes, blocks, stride, ibn=planes != 512)
         self.inplanes = planes * BottleneckIBN.expansion
-        layers += [BottleneckIBN(self.inplanes, planes, ibn) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
+        return stage
 
     def _init_weights(self) -> None:
         for module in self.modules():
