@@ -12,8 +12,10 @@ steps (the same P x K source batches) and is tested on the real-style query/gall
   real-style target images through the translation losses).
 
 ``no_translation`` vs ``cut_reid`` isolates the translation; ``baseline`` vs ``cut_reid``
-compares two different networks and loss sets. Prints mAP / rank-1 per seed and the mean
-and standard deviation; nothing is asserted (see TESTING.md: benchmarks print figures).
+compares two different networks and loss sets. Each arm is one seed group of the core's
+multi-seed runner (``reidcore.testing.run_seeds``: ``<out>/<arm>/seed-<N>``, resumable);
+prints mAP / rank-1 per seed and ``reid compare``'s table (mean +- sd, each arm minus the
+first paired over the seeds); nothing is asserted (TESTING.md: benchmarks print figures).
 
     python plugins/cut-reid/benchmarks/synthetic_transfer.py --seeds 0 1 2 --epochs 10
     python plugins/cut-reid/benchmarks/synthetic_transfer.py --arms no_translation cut_reid
@@ -22,7 +24,6 @@ and standard deviation; nothing is asserted (see TESTING.md: benchmarks print fi
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -64,13 +65,14 @@ LABELS = {"baseline": "direct transfer (baseline)", "no_translation": "cut_reid,
 
 
 def main() -> None:
-    from reidcore.testing import resolve_recipe, run_recipe
+    from reidcore.testing import compare_runs, resolve_recipe, run_seeds
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arms", nargs="+", choices=list(LABELS), default=list(LABELS))
+    parser.add_argument("--out", type=Path, default=None, help="the seed groups (default: tmp)")
     args = parser.parse_args()
     cut = raw_recipe()
     if args.epochs:
@@ -78,24 +80,17 @@ def main() -> None:
         cut["train"]["eval_every"] = args.epochs
     cut["train"]["device"] = args.device
     every = arms(cut)
-    raws = {LABELS[name]: every[name] for name in args.arms}
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in raws}
-    with tempfile.TemporaryDirectory() as tmp:
+    out = args.out or Path(tempfile.mkdtemp(prefix="cut-reid-transfer-"))
+    for name in args.arms:
+        recipe = resolve_recipe(every[name])
+        group = run_seeds(recipe, out / name, args.seeds, name=recipe.name)
+        values = group["metrics"]["synthetic"]
         for seed in args.seeds:
-            for name, raw in raws.items():
-                recipe = resolve_recipe({**raw, "seed": seed})
-                out = Path(tmp) / f"{name.replace(' ', '_').replace(',', '')}-{seed}"
-                summary = run_recipe(recipe, out, name=recipe.name)
-                metrics = summary["metrics"]["synthetic"]
-                results[name].append((metrics["mAP"], metrics["rank1"]))
-                print(f"seed {seed:3d}  {name:28s} mAP {100 * metrics['mAP']:6.2f}  "
-                      f"rank-1 {100 * metrics['rank1']:6.2f}", flush=True)
-    print("\nmethod                        mAP mean (sd)    rank-1 mean (sd)   seeds")
-    for name, values in results.items():
-        maps, r1s = [100 * v[0] for v in values], [100 * v[1] for v in values]
-        sd = (statistics.stdev(maps), statistics.stdev(r1s)) if len(values) > 1 else (0, 0)
-        print(f"{name:28s} {statistics.mean(maps):6.2f} ({sd[0]:4.2f})   "
-              f"{statistics.mean(r1s):6.2f} ({sd[1]:4.2f})      {len(values)}")
+            print(f"seed {seed:3d}  {LABELS[name]:28s} "
+                  f"mAP {100 * values['mAP']['values'][str(seed)]:6.2f}  "
+                  f"rank-1 {100 * values['rank1']['values'][str(seed)]:6.2f}", flush=True)
+    _, printed = compare_runs([out / name for name in args.arms], ["mAP", "rank1"])
+    print(printed)
 
 
 if __name__ == "__main__":
