@@ -207,6 +207,22 @@ def test_embedding_adds_the_flipped_images_feature():
     assert torch.allclose(summed, single + flipped, atol=1e-5)
 
 
+def test_translate_is_the_translator_in_the_inputs_tanh_space():
+    """The proving ground's TranslatesStyle capability: the translator's output, same shape,
+    in the loader's [-1, 1] (tanh) space the inputs come in, without gradients."""
+    from reidcore.api import TranslatesStyle
+
+    method = make()
+    assert isinstance(method, TranslatesStyle)
+    images = batch()["images"]
+    out = method.translate(images)
+    assert out.shape == images.shape and not out.requires_grad
+    assert out.abs().max() <= 1.0
+    with torch.no_grad():
+        assert torch.equal(out, method.translator(images))
+    assert not torch.allclose(out, images)
+
+
 def test_translation_grid_is_logged_at_the_end_of_every_nth_epoch(tmp_path):
     import attrs
     from PIL import Image
