@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,8 @@ from PIL import Image
 from reidcore.data.synth import SynthParams, write_dataset
 from reidcore.data.synth_truth import SyntheticTruth
 from reidcore.errors import ReidError
+
+from .test_data_commands import tree_digest
 
 # digests of every file of these data sets, taken before the renderer was split into scene
 # and painting (issue 21): the split must not change a byte of existing data
@@ -32,18 +33,9 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {style: write_dataset(small(style), root / style) for style in PINNED}
 
 
-def digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            h.update(str(path.relative_to(folder)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 @pytest.mark.parametrize("style", sorted(PINNED))
 def test_existing_datasets_are_byte_identical(datasets, style):
-    assert digest(datasets[style]) == PINNED[style]
+    assert tree_digest(datasets[style]) == PINNED[style]
 
 
 def on_disk(folder: Path, truth: SyntheticTruth, name: str) -> np.ndarray:
