@@ -15,7 +15,8 @@ Registering components (hook modules; see :mod:`reidcore.hookspecs` for every ho
     ``[method]`` options naming runs it loads), ``Kind``,
     ``Registry``, ``RecipeProblem``
 The contracts components fulfil (Protocols: a component needs none of them to conform)
-    ``Dataset``, ``Backbone``, ``Generator``, ``Loss``, ``Evaluator``, ``Method``, and the
+    ``Dataset``, ``Backbone``, ``Generator``, ``Loss``, ``Evaluator``, ``Method``,
+    ``ShardsGallery`` (an evaluator that ranks a gallery sharded over DDP ranks), and the
     training batch's layout ``Batch`` (``TargetBatch`` for ``batch["target"]``)
 What a method's mechanism can show, measured against the synthetic data's ground truth
     ``SwapsAppearance`` (``swap(appearance, structure)``), ``TranslatesStyle``
@@ -82,6 +83,7 @@ _LAZY: dict[str, str] = {
     "Dataset": "reidcore.interfaces", "Backbone": "reidcore.interfaces",
     "Generator": "reidcore.interfaces", "Loss": "reidcore.interfaces",
     "Evaluator": "reidcore.interfaces", "Method": "reidcore.interfaces",
+    "ShardsGallery": "reidcore.interfaces",
     "SwapsAppearance": "reidcore.interfaces", "TranslatesStyle": "reidcore.interfaces",
     "EstimatesTexture": "reidcore.interfaces",
     "SyntheticTruth": "reidcore.data.synth_truth",
@@ -168,6 +170,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         Generator,
         Loss,
         Method,
+        ShardsGallery,
         SwapsAppearance,
         TargetBatch,
         TranslatesStyle,

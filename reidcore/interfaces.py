@@ -114,6 +114,22 @@ class Evaluator(Protocol):
 
 
 @runtime_checkable
+class ShardsGallery(Protocol):
+    """An evaluator that can rank against a gallery sharded over DDP ranks (the builtin
+    ``ranking``): under DDP each rank keeps its own block of the gallery's embeddings and
+    receives all the queries', so no rank ever holds the whole gallery.
+    ``shard_refusal()`` says why the present configuration cannot shard (None: it can);
+    ``evaluate_shard(query, gallery_shard, group)`` is then called on every rank, blocks in
+    rank order, and returns the metrics ``evaluate`` would give on the whole gallery.
+    Evaluators without it get the whole gallery gathered on rank 0."""
+
+    def shard_refusal(self) -> str | None: ...
+
+    def evaluate_shard(self, query: FeatureSet, gallery_shard: FeatureSet,
+                       group: Any = None) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
 class Method(Protocol):
     """A trainable composition of components that owns its networks and step.
 

@@ -63,6 +63,12 @@ class FeatureSet:
     camids: np.ndarray | None = None
     paths: tuple[str, ...] = ()
 
+    def block(self, start: int, stop: int) -> FeatureSet:
+        """Items ``start:stop`` (a gallery shard)."""
+        return FeatureSet(self.features[start:stop], self.pids[start:stop],
+                          None if self.camids is None else self.camids[start:stop],
+                          tuple(self.paths[start:stop]))
+
 
 @attrs.frozen
 class RunInfo:

@@ -12,6 +12,13 @@ import numpy as np
 import torch
 
 from reidcore.engine.context import Precision
+from reidcore.engine.distributed import (
+    DistInfo,
+    all_gather_rows,
+    all_gather_sizes,
+    gather_rows,
+)
+from reidcore.interfaces import ShardsGallery
 from reidcore.progress import progress
 from reidcore.records import FeatureSet
 
@@ -96,49 +103,97 @@ def extract_features(method: Any, loader: Any, device: torch.device, flip: bool 
 
 def evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
                        device: torch.device, flip: bool, precision: Precision | None = None,
-                       channels_last: bool = False,
-                       gather: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
-                       per_query: Callable[[str], Any] | None = None
+                       channels_last: bool = False, dist: DistInfo | None = None,
+                       per_query: Callable[[str], Any] | None = None,
+                       keep_gallery: bool = True
                        ) -> tuple[dict[str, float], dict[str, tuple[FeatureSet, FeatureSet]]]:
     """Metrics ``<testset>/<metric>`` for every test set, and the feature sets.
     ``per_query(name)`` gives the file where an evaluator with ``write_per_query`` (the
     builtin ``ranking``) writes each test set's per-query results.
 
-    Under DDP every rank embeds its shard of each test set (its loaders were built with
-    its rank) and ``gather`` collects the features on rank 0 in record order (as
-    fast-reid does); only rank 0 scores them, the others return empty results. The global
-    RNGs and torch's thread count are as they were afterwards."""
+    Under DDP (``dist``) every rank embeds its contiguous block of each test set (its
+    loaders were built with its rank). An evaluator that shards (:func:`gallery_sharding`)
+    is given all the queries on every rank and only the rank's own block of the gallery:
+    no rank ever holds the whole gallery, and the metrics are those of one process. Else
+    rank 0 gathers the features in record order (as fast-reid does) and scores them. Only
+    rank 0 returns results. The feature sets are returned on rank 0 when the gallery was
+    gathered there, or ``keep_gallery`` asks for it (pictures). The global RNGs and
+    torch's thread count are as they were afterwards."""
     with keep_rng_states(), keep_torch_threads():
         return _evaluate_test_sets(method, evaluator, test_sets, device, flip, precision,
-                                   channels_last, gather, per_query)
+                                   channels_last, dist or DistInfo(), per_query, keep_gallery)
+
+
+def gallery_sharding(evaluator: Any, dist: DistInfo) -> str | None:
+    """None when this DDP evaluation shards the gallery over the ranks, else why rank 0
+    gathers it (``evaluate.shard_gallery``; what the evaluator's configuration needs)."""
+    if not dist.enabled:
+        return "one process"
+    setting = getattr(getattr(evaluator, "config", None), "shard_gallery", "auto")
+    if setting == "off":
+        return "evaluate.shard_gallery = \"off\""
+    if not isinstance(evaluator, ShardsGallery):
+        return f"the evaluator {type(evaluator).__name__} does not shard (no evaluate_shard)"
+    return evaluator.shard_refusal()
 
 
 def _evaluate_test_sets(method: Any, evaluator: Any, test_sets: Sequence[Any],
                         device: torch.device, flip: bool, precision: Precision | None,
-                        channels_last: bool,
-                        gather: Callable[[torch.Tensor], torch.Tensor | None] | None,
-                        per_query: Callable[[str], Any] | None = None
+                        channels_last: bool, dist: DistInfo,
+                        per_query: Callable[[str], Any] | None, keep_gallery: bool
                         ) -> tuple[dict[str, float], dict[str, tuple[FeatureSet, FeatureSet]]]:
     set_train_mode(method.modules(), False)
-    gather = gather or (lambda rows: rows)
+    sharded = gallery_sharding(evaluator, dist) is None
     metrics: dict[str, float] = {}
     features: dict[str, tuple[FeatureSet, FeatureSet]] = {}
     for test in test_sets:
-        query_rows = gather(extract_features(method, test.query, device, flip, precision,
-                                             channels_last, desc=f"{test.name}: query"))
-        gallery_rows = gather(extract_features(method, test.gallery, device, flip, precision,
-                                               channels_last, desc=f"{test.name}: gallery"))
-        if query_rows is None or gallery_rows is None:
-            continue  # not rank 0: the features went to rank 0
-        query = FeatureSet(query_rows, test.query_pids, test.query_camids,
-                           tuple(r.path for r in test.query_records))
-        gallery = FeatureSet(gallery_rows, test.gallery_pids, test.gallery_camids,
-                             tuple(r.path for r in test.gallery_records))
-        scores = evaluator.evaluate(query, gallery)
+        query_rows = extract_features(method, test.query, device, flip, precision,
+                                      channels_last, desc=f"{test.name}: query")
+        gallery_rows = extract_features(method, test.gallery, device, flip, precision,
+                                        channels_last, desc=f"{test.name}: gallery")
+        query: FeatureSet | None = None
+        gallery: FeatureSet | None = None
+        if sharded:
+            query = FeatureSet(all_gather_rows(dist, query_rows), test.query_pids,
+                               test.query_camids, tuple(r.path for r in test.query_records))
+            if gallery_rows.dim() == 1:  # a rank without gallery images
+                gallery_rows = gallery_rows.reshape(0, query.features.shape[1])
+            scores = evaluator.evaluate_shard(query, _gallery_block(test, gallery_rows, dist))
+            gathered = gather_rows(dist, gallery_rows) if keep_gallery else None
+            if not dist.is_main:
+                continue
+            if gathered is not None:
+                gallery = _gallery_set(test, gathered)
+        else:
+            gathered_query, gathered = gather_rows(dist, query_rows), gather_rows(dist,
+                                                                                  gallery_rows)
+            if gathered_query is None or gathered is None:
+                continue  # not rank 0: the features went to rank 0
+            query = FeatureSet(gathered_query, test.query_pids, test.query_camids,
+                               tuple(r.path for r in test.query_records))
+            gallery = _gallery_set(test, gathered)
+            scores = evaluator.evaluate(query, gallery)
         write_per_query = getattr(evaluator, "write_per_query", None)
         if per_query is not None and write_per_query is not None:
             write_per_query(per_query(test.name), query.paths)
         for key, value in scores.items():
             metrics[f"{test.name}/{key}"] = float(value)
-        features[test.name] = (query, gallery)
+        if gallery is not None:
+            features[test.name] = (query, gallery)
     return metrics, features
+
+
+def _gallery_set(test: Any, rows: torch.Tensor) -> FeatureSet:
+    return FeatureSet(rows, test.gallery_pids, test.gallery_camids,
+                      tuple(r.path for r in test.gallery_records))
+
+
+def _gallery_block(test: Any, rows: torch.Tensor, dist: DistInfo) -> FeatureSet:
+    """This rank's block of the gallery: the rows it embedded, with their labels (the
+    test loaders give each rank a contiguous block, in rank order)."""
+    start = sum(all_gather_sizes(dist, rows.shape[0])[:dist.rank])
+    stop = start + rows.shape[0]
+    camids = test.gallery_camids
+    return FeatureSet(rows, test.gallery_pids[start:stop],
+                      None if camids is None else camids[start:stop],
+                      tuple(r.path for r in test.gallery_records[start:stop]))

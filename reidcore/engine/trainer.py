@@ -45,6 +45,7 @@ from reidcore.engine.distributed import DistInfo
 from reidcore.engine.evaluate import (
     describe_evaluation,
     evaluate_test_sets,
+    gallery_sharding,
     keep_rng_states,
     keep_torch_threads,
     set_train_mode,
@@ -214,6 +215,11 @@ class Trainer:
         evaluate = recipe.evaluate
         self.evaluator = self.registry.get(Kind.EVALUATOR, evaluate.name).create(evaluate.config)
         self.flip = bool(getattr(evaluate.config, "flip", False))
+        why_gathered = gallery_sharding(self.evaluator, self.dist)
+        if self.dist.enabled:
+            self.logger.print("evaluation: each rank ranks its own block of the gallery"
+                              if why_gathered is None else
+                              f"evaluation: the gallery is gathered on rank 0 ({why_gathered})")
         check_names(recipe, self.optimization, self.evaluator, recipe.name or "being run")
         self.optim = StepOptimizers(self.optimization, self.precision,
                                     sync=self.context.sync_gradients)
@@ -390,8 +396,8 @@ class Trainer:
         metrics, features = evaluate_test_sets(
             self.method, self.evaluator, self.test_sets, self.device, self.flip,
             self.precision, self.train_cfg.channels_last,
-            gather=lambda rows: distributed.gather_rows(self.dist, rows),
-            per_query=self.files.per_query_file)
+            dist=self.dist, per_query=self.files.per_query_file,
+            keep_gallery=pictures and self.train_cfg.ranked_pictures > 0)
         if not self.dist.is_main:
             return False
         self.last_metrics = metrics

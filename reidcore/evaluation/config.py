@@ -19,6 +19,17 @@ from typing import Literal
 import attrs
 
 
+def _shardable(instance, attribute, value) -> None:
+    if value != "on":
+        return
+    for wanted, key in ((instance.rerank, "rerank"), (instance.query_expansion, "query_expansion"),
+                        (instance.protocol == "single-gallery-shot", "protocol")):
+        if wanted:
+            raise ValueError(f"'{attribute.name} = \"on\"' cannot be honoured with "
+                             f"'{key} = {getattr(instance, key)!r}': it needs the whole gallery "
+                             "in one process (use \"auto\", which gathers it on rank 0)")
+
+
 def _positive_ranks(_instance, attribute, value) -> None:
     if not value or any(int(r) < 1 for r in value):
         raise ValueError(f"'{attribute.name}' must be a non-empty list of ranks >= 1, "
@@ -56,6 +67,15 @@ class RankingConfig:
       same pass (same-identity pairs accepted at a rate of different-identity pairs
       accepted; see :mod:`reidcore.evaluation.verification` for how fast-reid's figure
       differs).
+    * ``shard_gallery``: in a DDP training run, ``auto`` (the default) lets each rank keep
+      its own contiguous block of the gallery's embeddings and rank against it, with all
+      the queries (exact: every metric equals the one-process evaluation bit for bit; see
+      :mod:`reidcore.evaluation.sharded`), unless re-ranking, query expansion or the
+      single-gallery-shot protocol needs the whole gallery, when rank 0 gathers it;
+      ``on`` demands sharding (refused with those options); ``off`` always gathers the
+      features on rank 0 (as fast-reid does). One process: no effect. The final
+      evaluation's ranked-results picture (``train.ranked_pictures``) still gathers the
+      gallery on rank 0, once.
     * ``bootstrap``: resamples of the queries for the ``confidence`` intervals of mAP,
       mINP and each rank (``mAP_ci_low``/``mAP_ci_high``...; seeded by ``seed``; 0: none).
     """
@@ -80,6 +100,8 @@ class RankingConfig:
     memory_gb: float = attrs.field(default=0.0, converter=float,
                                    validator=attrs.validators.ge(0.0))
     verification: bool = True
+    shard_gallery: Literal["auto", "on", "off"] = attrs.field(default="auto",
+                                                           validator=_shardable)
     bootstrap: int = attrs.field(default=1000, validator=attrs.validators.ge(0))
     confidence: float = attrs.field(default=0.95, validator=[attrs.validators.gt(0.0),
                                                              attrs.validators.lt(1.0)])

@@ -270,6 +270,29 @@ class RankingEvaluator:
         self.last_result = result
         return result.summary(cfg.ranks)
 
+    def shard_refusal(self) -> str | None:
+        """Why this configuration needs the whole gallery in one process (re-ranking, query
+        expansion, single-gallery-shot), or None: then :meth:`evaluate_shard` applies."""
+        from reidcore.evaluation.sharded import shard_refusal
+
+        return shard_refusal(self.config)
+
+    def evaluate_shard(self, query: FeatureSet, gallery_shard: FeatureSet,
+                       group: Any = None) -> Mapping[str, float]:
+        """:meth:`evaluate` with the gallery sharded over the processes of ``group``
+        (``torch.distributed``; every process calls it with all the queries and its own
+        contiguous block of the gallery, blocks in rank order). Every process gets the
+        metrics of the one-process evaluation of the whole gallery, bit for bit."""
+        from reidcore.evaluation.sharded import evaluate_shard_sets
+
+        warning = camera_ids_warning(query.camids is not None,
+                                     gallery_shard.camids is not None, self.config.protocol)
+        if warning:
+            logger.warning(warning)
+        result = evaluate_shard_sets(self.config, query, gallery_shard, group)
+        self.last_result = result
+        return result.summary(self.config.ranks)
+
     def write_report(self, directory: str | Path, name: str = "eval",
                      query_paths: Sequence[str] | None = None) -> dict[str, Path]:
         """Write ``<name>_metrics.json`` and ``<name>_per_query.npz`` for the last call."""

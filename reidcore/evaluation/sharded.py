@@ -265,9 +265,7 @@ def evaluate_sharded(query_features, shard_features, q_pids, shard_pids, q_camid
         if normalisation == "l2":
             query, shard = l2_normalise(query), l2_normalise(shard)
     world = dist.get_world_size(group)
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
-    dist.all_gather(sizes, torch.tensor([shard.shape[0]], dtype=torch.int64), group=group)
-    shard_sizes = [int(s.item()) for s in sizes]
+    shard_sizes = all_shard_sizes(shard.shape[0], group)
     offset = sum(shard_sizes[:dist.get_rank(group)])
     num_q, num_g = query.shape[0], sum(shard_sizes)
     q_pids, g_pids, q_camids, g_camids = prepare_labels(
@@ -352,44 +350,79 @@ def torchrun_group() -> Iterator[None]:
         dist.destroy_process_group()
 
 
-def evaluate_sets_sharded(config, query, gallery, group=None) -> RankResult:
-    """``reid eval`` under ``torchrun --nproc N``: every process is given all the queries
-    and the whole gallery (FeatureSets) and ranks against its contiguous shard ``rank``
-    of the gallery only; the result, with bootstrap intervals, is the same on
-    every process and equal to the one-process evaluation. Re-ranking, query expansion
-    and single-gallery-shot need the whole gallery in one process: refused here."""
+def all_shard_sizes(size: int, group=None) -> list[int]:
+    """Every process's shard size, in rank order (its offset is the sum before it)."""
+    import torch
+    import torch.distributed as dist
+
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(sizes, torch.tensor([size], dtype=torch.int64), group=group)
+    return [int(s.item()) for s in sizes]
+
+
+def shard_refusal(config) -> str | None:
+    """Why ``config`` (a :class:`~reidcore.evaluation.config.RankingConfig`) needs the
+    whole gallery in one process, or None when its evaluation can be sharded."""
+    for wanted, what in ((config.rerank, "re-ranking (evaluate.rerank)"),
+                         (config.query_expansion, "query expansion (evaluate.query_expansion)"),
+                         (config.protocol == "single-gallery-shot",
+                          "the single-gallery-shot protocol")):
+        if wanted:
+            return f"{what} needs the whole gallery in one process and is not sharded"
+    return None
+
+
+def evaluate_shard_sets(config, query, gallery_shard, group=None) -> RankResult:
+    """One process's part of a sharded evaluation: ``query`` holds all the queries,
+    ``gallery_shard`` this process's contiguous block of the gallery (blocks in rank
+    order of ``group``; their sizes may differ). The result, with bootstrap intervals, is
+    the same on every process and equal bit for bit to the one-process evaluation of the
+    whole gallery. What :func:`shard_refusal` names is refused here."""
     import torch.distributed as dist
 
     from reidcore.evaluation.bootstrap import with_intervals
     from reidcore.evaluation.protocol import query_gallery_index_from_paths, resolve_protocol
 
-    for wanted, what in ((config.rerank, "re-ranking (--rerank)"),
-                         (config.query_expansion, "query expansion"),
-                         (config.protocol == "single-gallery-shot",
-                          "the single-gallery-shot protocol")):
-        if wanted:
-            raise ReidError(f"{what} needs the whole gallery in one process and is not "
-                            "sharded: run reid eval without torchrun for it")
-    have_cams = query.camids is not None and gallery.camids is not None
+    refusal = shard_refusal(config)
+    if refusal:
+        raise ReidError(refusal)
+    have_cams = query.camids is not None and gallery_shard.camids is not None
     protocol = resolve_protocol(config.protocol, have_cams)
-    self_index = (query_gallery_index_from_paths(query.paths, gallery.paths)
-                  if protocol == "no-camera" else None)
-    world, rank = dist.get_world_size(group), dist.get_rank(group)
-    start, stop = shard_bounds(len(gallery.pids), world, rank)
+    self_index = None
+    if protocol == "no-camera":  # each query's own image, where it is in this shard
+        sizes = all_shard_sizes(len(gallery_shard.pids), group)
+        offset = sum(sizes[:dist.get_rank(group)])
+        local = query_gallery_index_from_paths(query.paths, gallery_shard.paths)
+        if local is not None:
+            self_index = np.where(local >= 0, local + offset, -1)
     result = evaluate_sharded(
-        query.features, gallery.features[start:stop], query.pids, gallery.pids[start:stop],
-        query.camids if have_cams else None,
-        gallery.camids[start:stop] if have_cams else None, metric=config.metric,
-        normalisation=config.normalisation, protocol=protocol,
+        query.features, gallery_shard.features, query.pids, gallery_shard.pids,
+        query.camids if have_cams else None, gallery_shard.camids if have_cams else None,
+        metric=config.metric, normalisation=config.normalisation, protocol=protocol,
         max_rank=max(config.max_rank, *config.ranks),
         average_precision=config.average_precision, query_gallery_index=self_index,
         rows=config.chunk_rows or None, group=group, verification=config.verification,
-        backend="numpy")  # NumPy features (reid eval's) as in one process
+        backend="numpy")  # NumPy features (reid eval's) as in one process; tensors: torch
     if config.bootstrap:
         result = with_intervals(result, resamples=config.bootstrap,
                                 confidence=config.confidence, seed=config.seed,
                                 ranks=config.ranks)
     return attrs.evolve(result, distance=config.metric, normalisation=config.normalisation)
+
+
+def evaluate_sets_sharded(config, query, gallery, group=None) -> RankResult:
+    """``reid eval`` under ``torchrun --nproc N``: every process is given all the queries
+    and the whole gallery (FeatureSets) and ranks against its contiguous shard ``rank``
+    of the gallery only (:func:`evaluate_shard_sets`); the result is the same on every
+    process and equal to the one-process evaluation."""
+    import torch.distributed as dist
+
+    refusal = shard_refusal(config)
+    if refusal:
+        raise ReidError(f"{refusal}: run reid eval without torchrun for it")
+    start, stop = shard_bounds(len(gallery.pids), dist.get_world_size(group),
+                               dist.get_rank(group))
+    return evaluate_shard_sets(config, query, gallery.block(start, stop), group)
 
 
 def _gather_values(values: np.ndarray, world: int, group) -> np.ndarray:

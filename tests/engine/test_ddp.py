@@ -47,8 +47,8 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(engine_c
     assert two[1] == pytest.approx(one[1], rel=0.10)
     assert two[1] < two[0]  # and it learns
     assert set(double["metrics"]["synthetic"]) == set(single["metrics"]["synthetic"])
-    # evaluation was sharded over both ranks and gathered on rank 0: the same metrics as
-    # one process evaluating the same weights
+    # each rank embedded its block of the test sets and ranked all the queries against its
+    # block of the gallery: the same metrics as one process evaluating the same weights
     again = evaluate_run(tmp_path / "two", plugins=plugins,
                          checkpoint=ckpt.latest(tmp_path / "two" / "checkpoints"))
     for key, value in double["metrics"]["synthetic"].items():

@@ -140,3 +140,19 @@ def test_reid_eval_under_torchrun_prints_the_one_process_result(tmp_path):
                                 "--master-port", str(port), str(bin_dir / "reid"), *args])]
     one, two = (json.loads(out.strip().splitlines()[-1]) for out in outputs)
     assert two == one and "tpr_at_fpr" in one
+
+
+def test_demanding_a_sharded_gallery_with_what_needs_it_whole_is_refused_by_the_recipe():
+    from reidcore.plugins import get_plugins
+    from reidcore.recipe import RecipeError, resolve
+
+    plugins = get_plugins()
+    raw = {"name": "x", "method": {"name": "baseline"},
+           "backbone": {"name": "timm", "model": "resnet10t"},
+           "losses": [{"name": "cross_entropy"}],
+           "data": {"source": [{"name": "synthetic"}], "test": [{"name": "synthetic"}]},
+           "evaluate": {"name": "ranking", "rerank": True, "shard_gallery": "on"}}
+    with pytest.raises(RecipeError, match=r"evaluate\.shard_gallery.*rerank"):
+        resolve(raw, "<test recipe>", plugins.registry, plugins.hook)
+    raw["evaluate"]["shard_gallery"] = "auto"  # gathers the gallery for re-ranking
+    assert resolve(raw, "<test recipe>", plugins.registry, plugins.hook).evaluate.config.rerank
