@@ -8,15 +8,22 @@ at once):
 * ``no_translation``: the clean ablation, ``method.translation = false`` (the re-ID branch
   alone; its translator is never trained).
 
+``--recipe`` picks the budget, recipe options only (``RECIPES``): ``shipped`` is
+``cut-reid-synthetic`` as packaged; ``long`` is the same recipe with every stage ten times
+longer (100 epochs x 30 steps; the milestones scaled with it, 80 and 60/80), for both arms,
+so the translator is not judged at a budget where it is still noise (about 40 min for seed
+0 of both arms on one thread each).
+
 After each run's final evaluation the core measures ``translate`` on 16 seeded synthetic-
 style training images against the true render of the same scene and person through the
 ``real`` style's camera (L1 and SSIM, in [0, 1]), beside "no translation" (the input
 itself) - :mod:`reidcore.engine.mechanism`. This script gathers those reports and the re-ID
 figures (``reid compare``: mean +- sd, and cut_reid minus no_translation paired over the
-seeds), writes ``results/translation_evidence.json`` and copies the first seed's grid
-(rows: input, translation, truth) to ``results/translation_grid.png``.
+seeds), writes ``results/translation_evidence[_<recipe>].json`` and copies the first seed's grid
+(rows: input, translation, truth) to ``results/translation_grid[_<recipe>].png``.
 
     python plugins/cut-reid/benchmarks/translation_evidence.py --out /tmp/cut --seeds 0 1 2
+    python plugins/cut-reid/benchmarks/translation_evidence.py --recipe long --out /tmp/l --seeds 0
 """
 
 from __future__ import annotations
@@ -32,16 +39,29 @@ from pathlib import Path
 from typing import Any
 
 ARMS = {"cut_reid": [], "no_translation": ["method.translation=false"]}
+RECIPES = {
+    "shipped": [],
+    "long": ["train.epochs=100", "method.milestones=[80]", "method.reid_milestones=[60,80]",
+             "train.eval_every=50", "method.log_images_every=10"],
+}
 RESULTS = Path(__file__).with_name("results")
 
 
-def run_arms(out: Path, seeds: list[int]) -> None:
+def result_paths(recipe: str) -> tuple[Path, Path]:
+    """The JSON and grid of ``recipe`` (the shipped recipe's keep their first names)."""
+    suffix = "" if recipe == "shipped" else f"_{recipe}"
+    return (RESULTS / f"translation_evidence{suffix}.json",
+            RESULTS / f"translation_grid{suffix}.png")
+
+
+def run_arms(out: Path, seeds: list[int], recipe: str) -> None:
     reid = str(Path(sys.executable).with_name("reid"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "REID_PROGRESS": "0"}
     running = []
     for arm, overrides in ARMS.items():
         command = [reid, "run", "cut-reid-synthetic", "--out", str(out / arm), "--seeds",
-                   *map(str, seeds), *(a for item in overrides for a in ("--set", item))]
+                   *map(str, seeds),
+                   *(a for item in [*RECIPES[recipe], *overrides] for a in ("--set", item))]
         running.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL))
     if any(process.wait() != 0 for process in running):
         raise SystemExit(f"a run failed: run the arms' commands by hand in {out}")
@@ -64,32 +84,39 @@ def fidelity(out: Path, arm: str, seeds: list[int]) -> dict[str, Any]:
 
 
 def main() -> None:
+    from reidcore.api import atomic_write_text
     from reidcore.testing import compare_runs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="the two seed groups")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--json", type=Path, default=RESULTS / "translation_evidence.json")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="shipped",
+                        help="the budget: cut-reid-synthetic as shipped, or ten times longer")
+    parser.add_argument("--json", type=Path, help="default: results/translation_evidence"
+                        "[_<recipe>].json")
     args = parser.parse_args()
-    run_arms(args.out, args.seeds)
+    default_json, grid_path = result_paths(args.recipe)
+    json_path = args.json or default_json
+    run_arms(args.out, args.seeds, args.recipe)
     comparison, printed = compare_runs([args.out / "no_translation", args.out / "cut_reid"],
                                        ["mAP", "rank1"])
     result = {"command": " ".join(["python", "plugins/cut-reid/benchmarks/"
                                    "translation_evidence.py", *sys.argv[1:]]),
+              "recipe": "cut-reid-synthetic", "overrides": RECIPES[args.recipe],
               "seeds": args.seeds, "torch_threads": 1,
               "translation_fidelity": {arm: fidelity(args.out, arm, args.seeds)
                                        for arm in ARMS},
               "reid": comparison}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
     shutil.copyfile(args.out / "cut_reid" / f"seed-{args.seeds[0]}" /
-                    "mechanism_translation.png", RESULTS / "translation_grid.png")
+                    "mechanism_translation.png", grid_path)
     for arm, table in result["translation_fidelity"].items():
         for name, row in table.items():
             print(f"{arm:15s} {name:22s} {row['mean']:.4f} +- {row['sd']:.4f}  "
                   f"({', '.join(f'{v:.4f}' for v in row['per_seed'])})")
     print(printed)
-    print(f"written: {args.json}")
+    print(f"written: {json_path}, {grid_path}")
 
 
 if __name__ == "__main__":

@@ -362,3 +362,30 @@ def test_benchmark_clean_arm_is_the_recipe_without_translation():
                       if k != "translation"}}
     assert raw == arms["cut_reid"]
     assert attrs.evolve(clean, name=cut.name, method=cut.method) == cut
+
+
+def test_translation_evidence_long_recipe_is_the_shipped_one_ten_times_longer():
+    """benchmarks/translation_evidence.py's ``long`` budget changes recipe options only:
+    10 -> 100 epochs with every milestone x10 (8 -> 80; 6, 8 -> 60, 80), evaluation and
+    image logging less often; the networks, losses and optimiser settings stay the same."""
+    import importlib.util
+
+    import attrs
+
+    path = RECIPES.parents[1] / "benchmarks" / "translation_evidence.py"
+    spec = importlib.util.spec_from_file_location("translation_evidence", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.RECIPES["shipped"] == []
+    shipped = resolve_recipe("cut-reid-synthetic")
+    long = resolve_recipe("cut-reid-synthetic", bench.RECIPES["long"])
+    assert (shipped.train.epochs, long.train.epochs) == (10, 100)
+    s, lg = shipped.method.config, long.method.config
+    assert (s.milestones, lg.milestones) == ([8], [80])
+    assert (s.reid_milestones, lg.reid_milestones) == ([6, 8], [60, 80])
+    assert attrs.evolve(lg, milestones=s.milestones, reid_milestones=s.reid_milestones,
+                        log_images_every=s.log_images_every) == s
+    assert attrs.evolve(long.train, epochs=10, eval_every=shipped.train.eval_every) \
+        == shipped.train
+    assert (long.generators, long.data, long.loader) == \
+        (shipped.generators, shipped.data, shipped.loader)
