@@ -95,17 +95,6 @@ def gather_rows(info: DistInfo, rows: torch.Tensor) -> torch.Tensor | None:
     return torch.cat([part for part in parts if part.numel()])  # a rank may have no rows
 
 
-def all_gather_sizes(info: DistInfo, size: int) -> list[int]:
-    """Every rank's ``size``, in rank order (a block's offset is the sum before it)."""
-    if not info.enabled:
-        return [size]
-    import torch.distributed as dist
-
-    sizes: list[Any] = [None] * info.world_size
-    dist.all_gather_object(sizes, int(size))
-    return [int(s) for s in sizes]
-
-
 def all_gather_rows(info: DistInfo, rows: torch.Tensor) -> torch.Tensor:
     """Every rank's ``rows`` concatenated in rank order, on every rank (``rows`` itself in
     a single process): the queries every rank ranks against its gallery block."""

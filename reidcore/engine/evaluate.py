@@ -15,7 +15,6 @@ from reidcore.engine.context import Precision
 from reidcore.engine.distributed import (
     DistInfo,
     all_gather_rows,
-    all_gather_sizes,
     gather_rows,
 )
 from reidcore.interfaces import ShardsGallery
@@ -191,7 +190,9 @@ def _gallery_set(test: Any, rows: torch.Tensor) -> FeatureSet:
 def _gallery_block(test: Any, rows: torch.Tensor, dist: DistInfo) -> FeatureSet:
     """This rank's block of the gallery: the rows it embedded, with their labels (the
     test loaders give each rank a contiguous block, in rank order)."""
-    start = sum(all_gather_sizes(dist, rows.shape[0])[:dist.rank])
+    from reidcore.evaluation.sharded import all_shard_sizes
+
+    start = sum(all_shard_sizes(rows.shape[0])[:dist.rank])
     stop = start + rows.shape[0]
     camids = test.gallery_camids
     return FeatureSet(rows, test.gallery_pids[start:stop],

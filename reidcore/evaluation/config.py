@@ -19,15 +19,23 @@ from typing import Literal
 import attrs
 
 
-def _shardable(instance, attribute, value) -> None:
-    if value != "on":
-        return
-    for wanted, key in ((instance.rerank, "rerank"), (instance.query_expansion, "query_expansion"),
-                        (instance.protocol == "single-gallery-shot", "protocol")):
+def shard_refusal(config: RankingConfig) -> str | None:
+    """Why ``config`` needs the whole gallery in one process, or None when its evaluation
+    can be sharded (:mod:`reidcore.evaluation.sharded`)."""
+    for wanted, what in ((config.rerank, "re-ranking (--rerank, evaluate.rerank)"),
+                         (config.query_expansion, "query expansion (evaluate.query_expansion)"),
+                         (config.protocol == "single-gallery-shot",
+                          "the single-gallery-shot protocol (evaluate.protocol)")):
         if wanted:
-            raise ValueError(f"'{attribute.name} = \"on\"' cannot be honoured with "
-                             f"'{key} = {getattr(instance, key)!r}': it needs the whole gallery "
-                             "in one process (use \"auto\", which gathers it on rank 0)")
+            return f"{what} needs the whole gallery in one process and is not sharded"
+    return None
+
+
+def _shardable(instance, attribute, value) -> None:
+    refusal = shard_refusal(instance) if value == "on" else None
+    if refusal:
+        raise ValueError(f"'{attribute.name} = \"on\"' cannot be honoured: {refusal} "
+                         "(use \"auto\", which gathers it on rank 0)")
 
 
 def _positive_ranks(_instance, attribute, value) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from reidcore.errors import ReidError
 from reidcore.evaluation.bootstrap import with_intervals
-from reidcore.evaluation.config import RankingConfig
+from reidcore.evaluation.config import RankingConfig, shard_refusal
 from reidcore.evaluation.distance import (
     as_array,
     as_tensor,
@@ -273,8 +273,6 @@ class RankingEvaluator:
     def shard_refusal(self) -> str | None:
         """Why this configuration needs the whole gallery in one process (re-ranking, query
         expansion, single-gallery-shot), or None: then :meth:`evaluate_shard` applies."""
-        from reidcore.evaluation.sharded import shard_refusal
-
         return shard_refusal(self.config)
 
     def evaluate_shard(self, query: FeatureSet, gallery_shard: FeatureSet,

@@ -38,6 +38,7 @@ import numpy as np
 from numba import prange
 
 from reidcore.errors import ReidError
+from reidcore.evaluation.config import shard_refusal
 from reidcore.evaluation.ranking import GalleryIndex, RankResult, _Partial, combine
 from reidcore.evaluation.ranking_kernels import query_metrics
 from reidcore.evaluation.verification import VerificationPass, negative_pairs, tpr_at_fpr
@@ -358,18 +359,6 @@ def all_shard_sizes(size: int, group=None) -> list[int]:
     sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(dist.get_world_size(group))]
     dist.all_gather(sizes, torch.tensor([size], dtype=torch.int64), group=group)
     return [int(s.item()) for s in sizes]
-
-
-def shard_refusal(config) -> str | None:
-    """Why ``config`` (a :class:`~reidcore.evaluation.config.RankingConfig`) needs the
-    whole gallery in one process, or None when its evaluation can be sharded."""
-    for wanted, what in ((config.rerank, "re-ranking (evaluate.rerank)"),
-                         (config.query_expansion, "query expansion (evaluate.query_expansion)"),
-                         (config.protocol == "single-gallery-shot",
-                          "the single-gallery-shot protocol")):
-        if wanted:
-            return f"{what} needs the whole gallery in one process and is not sharded"
-    return None
 
 
 def evaluate_shard_sets(config, query, gallery_shard, group=None) -> RankResult:
