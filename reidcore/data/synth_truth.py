@@ -10,8 +10,10 @@ rendered exactly:
 * :meth:`SyntheticTruth.translate`: the same scene and the same person seen through the
   other style's camera of the same index (the other style's background, colour cast,
   contrast, blur, noise level and JPEG quality; the synthetic style's drop shadow) - what a
-  synthetic-to-real translator (CUT) should produce. The occluder stays: it is part of the
-  scene, though the ``real`` style draws occluders more often for its own images;
+  synthetic-to-real translator (CUT) should produce; or through any other camera of that
+  style (``camera_index``), since unpaired data does not say which camera matches. The
+  occluder stays: it is part of the scene, though the ``real`` style draws occluders more
+  often for its own images;
 * :meth:`SyntheticTruth.texture`: the identity's UV texture map (what SAN's decoder
   estimates).
 
@@ -93,19 +95,28 @@ class SyntheticTruth:
             self._identities[key] = PreparedIdentity(params, identity)
         return self._identities[key]
 
+    @property
+    def cameras(self) -> range:
+        """The camera indices of either style (1-based, as in the file names' ``c<N>``)."""
+        return range(1, self.params.cameras + 1)
+
     def render(self, filename: str, identity: int | None = None,
-               style: str | None = None) -> TruthImage:
+               style: str | None = None, camera_index: int | None = None) -> TruthImage:
         """The scene of ``filename`` painted with ``identity`` (default: its own) through
-        the camera of ``style`` (default: the data set's); identities are always the data
-        set's own people."""
+        camera ``camera_index`` (default: the image's own index) of ``style`` (default: the
+        data set's); identities are always the data set's own people."""
         job = self.job(filename)
         style = style or self.params.style
         if style not in STYLES:
             raise ReidError(f"unknown synthetic style {style!r}; expected one of {STYLES}")
+        index = job.camera if camera_index is None else camera_index
+        if index not in self.cameras:
+            raise ReidError(f"camera {index} does not exist in the synthetic data set "
+                            f"{self.params.key()}: its cameras are 1 to {self.params.cameras}")
         scene = draw_scene(self.params, job)
         person = self._prepared(self.params, job.identity if identity is None else identity)
         seen_by = attrs.evolve(self.params, style=style)
-        cam = camera(seen_by, job.camera)
+        cam = camera(seen_by, index)
         image, mask = paint(seen_by, person, scene, cam)
         return TruthImage(_jpeg(image, cam.quality), mask)
 
@@ -113,9 +124,12 @@ class SyntheticTruth:
         """The identity of image ``appearance`` in the scene of image ``structure``."""
         return self.render(structure, identity=self.identity_of(appearance))
 
-    def translate(self, filename: str, style: str) -> TruthImage:
-        """Image ``filename``'s scene and person, seen through ``style``'s camera."""
-        return self.render(filename, style=style)
+    def translate(self, filename: str, style: str,
+                  camera_index: int | None = None) -> TruthImage:
+        """Image ``filename``'s scene and person, seen through ``style``'s camera of the
+        same index (or of ``camera_index``: an unpaired translator cannot know which of the
+        other style's cameras goes with which of its own)."""
+        return self.render(filename, style=style, camera_index=camera_index)
 
     def texture(self, identity: int) -> np.ndarray:
         """The identity's UV texture map (RGB uint8, 256 x 256)."""

@@ -13,12 +13,17 @@ trivial baselines a method must beat:
   beside the same for *s* and *a* as queries;
 * **translation** of source-style training images against the true render of the same
   scene and person in the other style: L1 and SSIM over the image, beside "no translation";
+  once through the other style's camera of the same index (``fidelity``) and once through
+  the camera closest to each candidate, chosen per source camera (``fidelity_closest_camera``,
+  ``closest_camera``): unpaired data does not say which target camera goes with which source
+  camera, so a perfect unpaired translator is only bound to match one of them;
 * **texture** estimated from test images against the identity's true UV texture: L1 and
   SSIM, beside the mean texture of the training identities.
 
 Everything is compared at the method's input size, after the test transform, in [0, 1].
 The report goes to ``summary.json`` (``mechanism``), TensorBoard (``mechanism/...``) and one
-PNG per capability in the run directory (rows: inputs, output, truth).
+PNG per capability in the run directory (rows: inputs, output, truth; for a translation
+also the truth through the method's closest camera).
 """
 
 from __future__ import annotations
@@ -36,7 +41,12 @@ from reidcore.data.imageio import open_image
 from reidcore.data.synth_plan import STYLES
 from reidcore.data.synth_truth import SyntheticTruth, TruthImage
 from reidcore.data.transforms import NORMALIZATIONS, build_test_transform
-from reidcore.evaluation.mechanism import identity_rank, masked_l1, masked_ssim
+from reidcore.evaluation.mechanism import (
+    closest_camera_truth,
+    identity_rank,
+    masked_l1,
+    masked_ssim,
+)
 from reidcore.interfaces import EstimatesTexture, SwapsAppearance, TranslatesStyle
 from reidcore.records import ImageRecord
 from reidcore.statistics import spread
@@ -160,13 +170,29 @@ def measure_translation(pipe: _Pipeline, truth: SyntheticTruth,
     other = next(style for style in STYLES if style != truth.params.style)
     rng = np.random.default_rng([seed, 2])
     chosen = [source[i] for i in _sample(rng, samples, len(source))]
+    names = [Path(r.path).name for r in chosen]
     images = pipe.load([r.path for r in chosen])
     output = pipe.run(pipe.method.translate, images)
-    truth_images, _ = pipe.truth([truth.translate(Path(r.path).name, other) for r in chosen])
-    report = _fidelity({"method": pipe.unit(output), "no_translation": pipe.unit(images)},
-                       pipe.unit(truth_images), None)
-    return ({"fidelity": report, "images": len(chosen), "from_style": truth.params.style,
-             "to_style": other}, [images, output, truth_images])
+    cameras = list(truth.cameras)
+    through = [pipe.truth([truth.translate(name, other, camera_index=c) for name in names])[0]
+               for c in cameras]  # every camera of the other style, each image
+    groups = np.array([truth.job(name).camera for name in names])
+    own = torch.stack([through[cameras.index(int(g))][i] for i, g in enumerate(groups)])
+    candidates = {"method": pipe.unit(output), "no_translation": pipe.unit(images)}
+    report = _fidelity(candidates, pipe.unit(own), None)
+    in_unit = np.stack([pipe.unit(t) for t in through])
+    closest: dict[str, Any] = {}
+    assignment: dict[str, dict[str, int]] = {}
+    for name, candidate in candidates.items():
+        matched, picks = closest_camera_truth(candidate, in_unit, groups)
+        closest[name] = _fidelity({name: candidate}, matched, None)[name]
+        assignment[name] = {str(g): cameras[c] for g, c in picks.items()}
+    method_picks = [cameras.index(assignment["method"][str(int(g))]) for g in groups]
+    closest_truth = torch.stack([through[c][i] for i, c in enumerate(method_picks)])
+    return ({"fidelity": report, "fidelity_closest_camera": closest,
+             "closest_camera": assignment, "images": len(chosen),
+             "from_style": truth.params.style, "to_style": other},
+            [images, output, own, closest_truth])
 
 
 def measure_texture(pipe: _Pipeline, truth: SyntheticTruth, test: Sequence[ImageRecord],
@@ -227,7 +253,7 @@ def mechanism_report(method: Any, recipe: Any, splits: dict[str, list[Any]],
     if isinstance(method, TranslatesStyle) and source_truth is not None:
         report["translation"], rows = measure_translation(pipe, source_truth, source[0].train,
                                                           samples, seed)
-        grids["translation"] = grid(rows, [True] * 3)
+        grids["translation"] = grid(rows, [True] * 4)
     if isinstance(method, EstimatesTexture) and test is not None and test_truth is not None:
         report["texture"], rows = measure_texture(
             pipe, test_truth, [*test.query_records, *test.gallery_records], samples, seed)
@@ -239,9 +265,10 @@ def scalars(report: dict[str, Any]) -> dict[str, float]:
     """The report's headline numbers for TensorBoard: ``<capability>/<metric>/<candidate>``."""
     values: dict[str, float] = {}
     for capability, part in report.items():
-        for candidate, metrics in part.get("fidelity", {}).items():
-            for metric, stats in metrics.items():
-                values[f"{capability}/{metric}/{candidate}"] = stats["mean"]
+        for key, prefix in (("fidelity", ""), ("fidelity_closest_camera", "closest_camera_")):
+            for candidate, metrics in part.get(key, {}).items():
+                for metric, stats in metrics.items():
+                    values[f"{capability}/{prefix}{metric}/{candidate}"] = stats["mean"]
         for candidate, metrics in part.get("identity", {}).items():
             for metric, stats in metrics.items():
                 values[f"{capability}/identity_{metric}/{candidate}"] = stats["mean"]

@@ -79,3 +79,25 @@ def identity_rank(query: np.ndarray, gallery: np.ndarray, gallery_pids: np.ndarr
     hits = np.flatnonzero(gallery_pids[order] == pid)
     return int(hits[0]) + 1 if len(hits) else len(gallery) + 1
 
+
+
+def closest_camera_truth(candidate: np.ndarray, truths: np.ndarray, groups: np.ndarray
+                         ) -> tuple[np.ndarray, dict[int, int]]:
+    """Each image's truth through the camera an unpaired translator is granted: for each
+    group of images (the source camera they were taken by), the truth camera whose renders
+    are closest to ``candidate`` on average (L1), since unpaired data does not say which
+    target camera goes with which source camera (several groups may pick the same one).
+
+    ``candidate``: B x H x W x 3; ``truths``: C x B x H x W x 3, camera c's render of each
+    image; ``groups``: B source-camera labels. Returns the B truths and, per group, the
+    chosen position in ``truths`` (ties: the first)."""
+    if truths.ndim != candidate.ndim + 1 or truths.shape[1:] != candidate.shape:
+        raise ValueError(f"truths {truths.shape} are not C renders of candidate "
+                         f"{candidate.shape}")
+    if groups.shape != (len(candidate),):
+        raise ValueError(f"groups {groups.shape}: one label per image of {candidate.shape}")
+    error = np.abs(truths - candidate[None]).reshape(len(truths), len(candidate), -1).mean(2)
+    chosen = {int(g): int(np.argmin(error[:, groups == g].mean(axis=1)))
+              for g in np.unique(groups)}
+    picks = np.array([chosen[int(g)] for g in groups])
+    return truths[picks, np.arange(len(candidate))], chosen

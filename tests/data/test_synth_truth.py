@@ -76,6 +76,21 @@ def test_translation_keeps_scene_and_person_and_changes_the_camera(datasets):
     assert np.abs(real.image.astype(int) - own.image.astype(int)).mean() > 10
 
 
+def test_any_camera_of_the_other_style_can_be_asked_for(datasets):
+    truth = SyntheticTruth.from_dataset(datasets["synthetic"])
+    name = sorted(truth.jobs)[3]
+    index = truth.job(name).camera
+    assert list(truth.cameras) == [1, 2, 3]
+    own = truth.translate(name, "real")
+    assert np.array_equal(truth.translate(name, "real", camera_index=index).image, own.image)
+    other = truth.translate(name, "real", camera_index=index % 3 + 1)
+    assert np.array_equal(other.mask, own.mask)  # the same scene and person ...
+    assert np.abs(other.image.astype(int) - own.image.astype(int)).mean() > 5  # ... camera not
+    for wrong in (0, 4):
+        with pytest.raises(ReidError, match=f"camera {wrong} does not exist .* 1 to 3"):
+            truth.render(name, camera_index=wrong)
+
+
 def test_textures_and_errors(datasets):
     truth = SyntheticTruth.from_dataset(datasets["synthetic"])
     texture = np.asarray(Image.open(datasets["synthetic"] / "textures" / "0002.png"))

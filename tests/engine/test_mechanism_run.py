@@ -70,6 +70,12 @@ def test_a_capable_method_is_measured_against_the_truth(engine_cache, tmp_path):
     translation = report["translation"]
     assert translation["from_style"] == "synthetic" and translation["to_style"] == "real"
     assert translation["fidelity"]["method"] == translation["fidelity"]["no_translation"]
+    closest = translation["fidelity_closest_camera"]
+    assert closest["method"] == closest["no_translation"]
+    picked = translation["closest_camera"]
+    assert picked["method"] == picked["no_translation"]
+    # a camera chosen for it is at least as close as its own index's
+    assert closest["method"]["l1"]["mean"] <= translation["fidelity"]["method"]["l1"]["mean"]
 
     texture = report["texture"]["fidelity"]
     assert texture["method"]["l1"]["mean"] > 0 and texture["mean_texture"]["l1"]["mean"] > 0

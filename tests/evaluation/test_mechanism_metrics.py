@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reidcore.evaluation.mechanism import C1, C2, identity_rank, masked_l1, masked_ssim
+from reidcore.evaluation.mechanism import (
+    C1,
+    C2,
+    closest_camera_truth,
+    identity_rank,
+    masked_l1,
+    masked_ssim,
+)
 
 
 def constant(value: float, shape: tuple[int, int] = (16, 8)) -> np.ndarray:
@@ -57,3 +64,21 @@ def test_identity_rank_by_cosine():
     assert identity_rank(query, gallery, pids, 7) == 2
     assert identity_rank(query, gallery, pids, 6) == 3
     assert identity_rank(query, gallery, pids, 9) == 5  # absent: past the end
+
+
+def test_closest_camera_truth_picks_one_camera_per_source_camera():
+    # two images from source camera 1, one from camera 2; three target cameras rendering
+    # every image as a constant grey of 0.1, 0.5 and 0.9
+    candidate = np.stack([np.full((2, 2, 3), v) for v in (0.45, 0.85, 0.2)])
+    truths = np.stack([np.full((3, 2, 2, 3), v) for v in (0.1, 0.5, 0.9)])
+    groups = np.array([1, 1, 2])
+    matched, chosen = closest_camera_truth(candidate, truths, groups)
+    # camera 1's images: mean L1 to 0.1 is (0.35 + 0.75) / 2 = 0.55, to 0.5 is
+    # (0.05 + 0.35) / 2 = 0.2, to 0.9 is (0.45 + 0.05) / 2 = 0.25 -> 0.5, for both images
+    # (the 0.85 image alone would pick 0.9); camera 2's 0.2: 0.1 from 0.1, 0.3 from 0.5
+    assert chosen == {1: 1, 2: 0}
+    assert np.allclose(matched[:, 0, 0, 0], [0.5, 0.5, 0.1])
+    with pytest.raises(ValueError, match="one label per image"):
+        closest_camera_truth(candidate, truths, groups[:2])
+    with pytest.raises(ValueError, match="are not C renders"):
+        closest_camera_truth(candidate, truths[:, :2], groups)
