@@ -49,7 +49,13 @@ class LoaderConfig:
     grayscale_patch: float = attrs.field(default=0.0, validator=_prob)
     """Probability of replacing a random patch by its grayscale version."""
     erasing: float = attrs.field(default=0.5, validator=_prob)
-    """Probability of random erasing (area 2-40 %, aspect 0.3-3.3, ImageNet-mean fill)."""
+    """Probability of random erasing (area 2-40 %, aspect 0.3-3.3, fill: ``erasing_fill``)."""
+    erasing_fill: Literal["mean_pixel", "raw_mean"] = "mean_pixel"
+    """What random erasing writes: ``mean_pixel``, the ImageNet mean pixel (0 in the
+    ImageNet-normalised tensor; fast-reid, DG-Net's code, FlipReID's) or ``raw_mean``, the
+    mean's values (0.485, 0.456, 0.406) written *into the normalised tensor*, as
+    torchreid's and Zhong et al.'s re-ID code do (about (0.60, 0.56, 0.50) as pixels after
+    ImageNet normalisation)."""
     erasing_sampler: Literal["torchvision", "official"] = "torchvision"
     """How random erasing and the grayscale patch draw their rectangle: ``torchvision``
     (aspect log-uniform; erasing is torchvision's, 10 attempts) or ``official`` (Zhong et

@@ -145,8 +145,9 @@ def _normalize_and_float(loader: LoaderConfig) -> list:
 
 
 def erasing_fill(loader: LoaderConfig) -> tuple[float, float, float]:
-    """The value random erasing writes: the ImageNet mean, in the normalised space."""
-    if loader.normalize == "none":
+    """The value random erasing writes into the normalised tensor (``loader.erasing_fill``):
+    the ImageNet mean pixel, normalised; or the mean's raw values, as torchreid does."""
+    if loader.normalize == "none" or loader.erasing_fill == "raw_mean":
         return IMAGENET_MEAN
     mean, std = NORMALIZATIONS[loader.normalize]
     red, green, blue = ((m - mu) / s for m, mu, s in zip(IMAGENET_MEAN, mean, std, strict=True))

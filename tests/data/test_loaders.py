@@ -136,6 +136,18 @@ def test_random_erasing_writes_the_imagenet_mean_in_normalised_space():
     assert torch.allclose(fill, torch.zeros(3), atol=1e-6)  # ImageNet mean -> 0
 
 
+def test_raw_mean_erasing_fill_writes_torchreids_values_into_the_normalised_tensor():
+    config = LoaderConfig(height=32, width=16, flip=0, pad=0, erasing=1.0,
+                          erasing_fill="raw_mean")
+    torch.manual_seed(0)
+    x = build_train_transform(config)(image(value=255))
+    erased = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]).abs().sum(0) < 1e-6
+    assert 0 < erased.float().mean() < 1
+    # as a pixel: 0.485 * 0.229 + 0.485 = 0.596 red (torchreid's grey, not the mean's 0.485)
+    pixel = x[:, erased][:, 0] * torch.tensor(IMAGENET_STD) + torch.tensor(IMAGENET_MEAN)
+    assert torch.allclose(pixel, torch.tensor([0.5961, 0.5581, 0.4974]), atol=1e-4)
+
+
 def test_grayscale_patch_keeps_the_rest_and_greys_a_patch():
     colour = torch.zeros(3, 40, 20, dtype=torch.uint8)
     colour[0] = 200
