@@ -1,6 +1,6 @@
 """Pieces both methods share: the encoder/decoder pairing check, the epoch-wise step
-schedule, logging image / target / decoded rows, and side work that must not move the
-training's random stream."""
+schedule, the ``EstimatesTexture`` capability, logging image / target / decoded rows, and
+side work that must not move the training's random stream."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from reidcore.api import ClockLR, MethodContext, ReidError
 from torch import nn
 
-from reid_plugin_san.networks import SADecoder, stage_channels
+from reid_plugin_san.networks import SADecoder, stage_channels, stage_maps
 
 
 def check_pairing(decoder: nn.Module, trunk: nn.Module) -> SADecoder:
@@ -34,6 +34,25 @@ def epoch_multistep(context: MethodContext, optimizer: torch.optim.Optimizer,
     steps = list(milestones)
     return context.schedule(
         optimizer, lambda now: gamma ** sum(1 for m in steps if now.epoch - start >= m))
+
+
+@torch.no_grad()
+def estimate_texture(encoder: nn.Module, trunk: nn.Module, decoder: nn.Module,
+                     images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``EstimatesTexture`` of both methods: SA-Dec's UV texture of person images (the eval
+    transform's normalised tensors), B x 3 x size, RGB in [0, 1]. ``encoder`` (which holds
+    ``trunk``) and ``decoder`` run in eval mode (running BN statistics, so an image's
+    texture does not depend on its batch) and get their modes back."""
+    modules = (encoder, decoder)
+    was = [module.training for module in modules]
+    for module in modules:
+        module.eval()
+    try:
+        texture = decoder(*stage_maps(trunk, images), size=tuple(size))["texture"]
+    finally:
+        for module, mode in zip(modules, was, strict=True):
+            module.train(mode)
+    return (texture.float() * 0.5 + 0.5).clamp(0, 1)  # [-1, 1] (L_Rec's space) -> RGB
 
 
 def to_tanh_range(images: torch.Tensor, normalize: str) -> torch.Tensor:

@@ -46,11 +46,12 @@ from reid_plugin_san.commands import dataset_options, repaired
 from reid_plugin_san.common import (
     check_pairing,
     epoch_multistep,
+    estimate_texture,
     maybe_log_images,
     to_tanh_range,
 )
 from reid_plugin_san.config import SanConfig
-from reid_plugin_san.networks import SAEncoder, stage_maps
+from reid_plugin_san.networks import SAEncoder
 from reid_plugin_san.textures import TextureFolder, san_pg_decoder, write_textures
 
 DEFAULT_REID_LOSSES = [("cross_entropy", 1.0, {"label_smoothing": 0.1}),
@@ -187,24 +188,12 @@ class San:
         finally:
             self.encoder.train(was)
 
-    @torch.no_grad()
     def _estimate_texture(self, images: torch.Tensor) -> torch.Tensor:
-        """``EstimatesTexture``: SA-Dec's UV texture of person images (the eval
-        transform's normalised tensors), B x 3 x texture_height x texture_width, RGB in
-        [0, 1]; SA-Enc and SA-Dec in eval mode (running BN statistics), as SAN's
-        decoder would be applied after training."""
+        """``EstimatesTexture`` (``common.estimate_texture``): SA-Dec's texture of SA-Enc's
+        maps, both in eval mode, as SAN's decoder would be applied after training."""
         assert self.decoder is not None
-        modules: tuple[nn.Module, ...] = (self.encoder, self.decoder)
-        was = [module.training for module in modules]
-        for module in modules:
-            module.eval()
-        try:
-            maps = stage_maps(self.encoder.trunk, images)
-            texture = self.decoder(*maps, size=self.texture_size)["texture"]
-        finally:
-            for module, mode in zip(modules, was, strict=True):
-                module.train(mode)
-        return (texture.float() * 0.5 + 0.5).clamp(0, 1)  # [-1, 1] (L_Rec's space) -> RGB
+        return estimate_texture(self.encoder, self.encoder.trunk, self.decoder, images,
+                                self.texture_size)
 
     # -- texture targets ---------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from torch import nn
 from reid_plugin_san.common import (
     check_pairing,
     epoch_multistep,
+    estimate_texture,
     maybe_log_images,
     to_tanh_range,
 )
@@ -55,6 +56,13 @@ class SanPG:
         """Textures in [-1, 1] of normalised images (the recipe's loader normalisation)."""
         return self.decoder(*stage_maps(self.trunk, images),
                             size=size or self.texture_size)["texture"]
+
+    def estimate_texture(self, images: torch.Tensor) -> torch.Tensor:
+        """``EstimatesTexture`` (``common.estimate_texture``, as SAN's): the pseudo texture
+        in RGB [0, 1], trunk and SA-Dec in eval mode, so the core's proving ground scores
+        the teacher as it scores SAN."""
+        return estimate_texture(self.backbone, self.trunk, self.decoder, images,
+                                self.texture_size)
 
     def training_step(self, batch: Mapping[str, Any], step: int,
                       optim: StepOptimizers) -> dict[str, torch.Tensor]:

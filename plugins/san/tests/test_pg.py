@@ -43,3 +43,29 @@ def test_a_san_run_is_not_a_texture_generator(registry):
                              run_dir="runs/x")
     with pytest.raises(ReidError, match="'san' run; pseudo textures need a san_pg run"):
         san_pg_decoder(loaded)
+
+
+def test_estimate_texture_is_the_decoders_output_in_rgb(registry):
+    """EstimatesTexture (the core's proving ground scores SAN-PG with it): B x 3 x texture
+    size, no graph, eval-mode BN (an image alone or in a batch gives the same texture),
+    modes restored; RGB = output / 2 + 1/2, clamped to [0, 1]."""
+    from reidcore.api import EstimatesTexture
+
+    method = make_san(registry, name="san_pg")
+    assert isinstance(method, EstimatesTexture)
+    images = make_batch()["images"]
+    texture = method.estimate_texture(images)
+    assert tuple(texture.shape) == (8, 3, 32, 32) and not texture.requires_grad
+    assert method.backbone.training and method.decoder.training
+    assert torch.allclose(texture[:1], method.estimate_texture(images[:1]), atol=1e-6)
+    # a final conv with zero weights and biases (0.6, -0.2, 3.0), then (-1.4, 0, 1): the
+    # decoder outputs those values everywhere, RGB 0.8, 0.4, 1.0 (2.0 clamped), then
+    # 0.0 (-0.2 clamped), 0.5, 1.0
+    final = method.decoder.final[1]
+    for biases, rgb in (((0.6, -0.2, 3.0), (0.8, 0.4, 1.0)), ((-1.4, 0.0, 1.0), (0.0, 0.5, 1.0))):
+        with torch.no_grad():
+            final.weight.zero_()
+            final.bias.copy_(torch.tensor(biases))
+        texture = method.estimate_texture(images)
+        for channel, value in enumerate(rgb):
+            assert torch.allclose(texture[:, channel], torch.full_like(texture[:, channel], value))
