@@ -99,7 +99,8 @@ def test_train_optimization_keys_are_refused(name, method, keys, override):
 
 
 @pytest.mark.parametrize("name", ["san-pg-pit", "san-cuhk03", "san-market1501", "san-synthetic",
-                                  "san-pg-synthetic"])
+                                  "san-pg-synthetic", "san-evidence-synthetic",
+                                  "san-pg-evidence-synthetic"])
 def test_check_build_offline(name, capsys):
     """``reid check NAME --build`` builds every packaged recipe on the meta device (no
     weights read, no data): SAN on CUHK03 = SA-Enc 24,951,615 + SA-Dec 9,071,075."""
@@ -107,3 +108,23 @@ def test_check_build_offline(name, capsys):
     out = capsys.readouterr().out
     if name == "san-cuhk03":
         assert "34,022,690" in out
+
+
+def test_evidence_recipes_change_only_their_documented_options():
+    """The evidence recipes (benchmarks/mechanism.py --recipe evidence) are the -synthetic
+    ones with the options their header comments name: 400 training identities, the
+    budget, the milestones, SAN's decoder LR and SAN-PG stage; networks, loader and test
+    data unchanged."""
+    for name, base in (("san-evidence-synthetic", "san-synthetic"),
+                       ("san-pg-evidence-synthetic", "san-pg-synthetic")):
+        evidence, shipped = load(name), load(base)
+        assert evidence.data.source[0].config.ids == 400
+        assert shipped.data.source[0].config.ids == 40
+        assert evidence.data.test == shipped.data.test and evidence.loader == shipped.loader
+        assert evidence.backbone == shipped.backbone
+        assert evidence.generators == shipped.generators
+    san, pg = load("san-evidence-synthetic"), load("san-pg-evidence-synthetic")
+    assert san.requires["san_pg"].recipe == "san-pg-evidence-synthetic"
+    assert (san.train.epochs, san.method.config.milestones) == (4, [2])
+    assert (san.method.config.decoder_lr, san.method.config.warmup_epochs) == (6e-4, 1)
+    assert (pg.train.epochs, pg.method.config.milestones, pg.method.config.lr) == (10, [8], 1e-3)
