@@ -2,8 +2,9 @@
 texture's or the decoder-side update's?
 
 The synthetic generator knows every identity's true UV texture (``textures/NNNN.png``), so
-SA-Dec's output can be scored against the truth. Arms, each ``san-synthetic`` with the
-same budget and seed (SAN-PG trained once, seed 0, shared as in texture_targets.py):
+SA-Dec's output can be scored against the truth. Arms, each the recipe's SAN with the
+same budget and seed (its SAN-PG stage trained once, seed 0, shared as in
+texture_targets.py):
 
     san                 the recipe: SAN-PG pseudo textures, L_Rec + L_TR
     no_decoder          SAN without SA-Dec (re-ID losses only)
@@ -22,10 +23,20 @@ normalisation). The core's proving ground measures the same thing its own way
 beside its mean texture); both are recorded (``core_*`` keys).
 
     nice -n 10 python plugins/san/benchmarks/mechanism.py --out runs/bench-san-mechanism
+    nice -n 10 python plugins/san/benchmarks/mechanism.py --recipe evidence --jobs 1
 
-Results (updated after every seed) go to ``results-mechanism.json`` beside this script and
-the picture (image, truth, SAN-PG, SAN's decoder, the no-target decoder) to
-``plugins/san/docs/mechanism.png``. Arms of a seed run at once, one thread each.
+``--recipe``: ``synthetic`` (default) is ``san-synthetic`` / ``san-pg-synthetic`` cut to
+``--epochs`` (4: 60 steps, SA-Dec stays at its init); ``evidence`` is
+``san-evidence-synthetic`` / ``san-pg-evidence-synthetic`` at their own budgets (600 SAN
+steps, SA-Dec trained out of its init; SAN-PG 1,480 steps on 400 identities). SAN-PG is
+scored like the arms (its ``estimate_texture``; the core's figures with its recipe's test
+data set to the arms' so all rows see the same identities).
+
+Results (updated after every seed; a seed whose runs exist is scored again, not retrained)
+go to ``results-mechanism[-evidence].json`` beside this script and the picture (image,
+truth, SAN-PG, SAN's decoder, the no-target decoder, the mean texture) to
+``plugins/san/docs/mechanism[-evidence].png``. ``--jobs`` arms of a seed run at once, one
+thread each (default: all three).
 """
 
 from __future__ import annotations
@@ -44,6 +55,11 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs"
+RECIPES = {  # --recipe: (SAN recipe, its SAN-PG stage, default --out, file suffix)
+    "synthetic": ("san-synthetic", "san-pg-synthetic", "runs/bench-san-mechanism", ""),
+    "evidence": ("san-evidence-synthetic", "san-pg-evidence-synthetic",
+                 "runs/bench-san-mechanism-evidence", "-evidence"),
+}
 ARMS = {
     "san": [],
     "no_decoder": ["method.decoder=false"],
@@ -68,23 +84,28 @@ def finish(process: subprocess.Popen) -> None:
         raise SystemExit(f"failed: {process.args!r}\n{err[-3000:]}")
 
 
-def run_seed(out: Path, seed: int, epochs: int, pg: Path) -> None:
-    running = []
-    for arm in ARMS:
-        if (out / arm / f"seed-{seed}" / "summary.json").is_file():
-            continue
-        running.append(start(*arm_command(out, arm, epochs, pg), "--seeds", str(seed)))
-    for process in running:
-        finish(process)
+def run_seed(recipe: str, out: Path, seed: int, epochs: int | None, pg: Path,
+             jobs: int) -> None:
+    """Train the arms of ``seed`` that have no ``summary.json`` yet, ``jobs`` at a time."""
+    waiting = [arm for arm in ARMS if not (out / arm / f"seed-{seed}" / "summary.json").is_file()]
+    while waiting:
+        batch, waiting = waiting[:jobs], waiting[jobs:]
+        running = [start(*arm_command(recipe, out, arm, epochs, pg), "--seeds", str(seed))
+                   for arm in batch]
+        for process in running:
+            finish(process)
 
 
-def arm_command(out: Path, arm: str, epochs: int, pg: Path) -> list[str]:
+def arm_command(recipe: str, out: Path, arm: str, epochs: int | None, pg: Path) -> list[str]:
     """``reid run`` of one arm's seed group (``OUT/<arm>/seed-<N>``; the seed comes with
-    ``--seeds``)."""
-    common = [f"train.epochs={epochs}", f"train.eval_every={epochs}",
-              f"method.milestones=[{max(epochs - 2, 1)}]", "method.log_images_every=0",
+    ``--seeds``); ``epochs`` cuts the recipe's budget (milestone two epochs before the
+    end), None keeps it."""
+    budget = [] if epochs is None else [
+        f"train.epochs={epochs}", f"train.eval_every={epochs}",
+        f"method.milestones=[{max(epochs - 2, 1)}]"]
+    common = [*budget, "method.log_images_every=0",
               'requires.san_pg.recipe=""', f'requires.san_pg.run="{pg}"']
-    return ["run", "san-synthetic", "--out", str(out / arm), *sets(common + ARMS[arm])]
+    return ["run", recipe, "--out", str(out / arm), *sets(common + ARMS[arm])]
 
 
 class TextureScorer:
@@ -110,12 +131,15 @@ class TextureScorer:
         return float((textures.clamp(0, 1) - self.truth).abs().mean())
 
 
-def core_texture_fidelity(run: Path, samples: int = 64) -> dict[str, float]:
-    """The core's texture-fidelity report of ``run`` (method and mean texture, L1 / SSIM)."""
+def core_texture_fidelity(run: Path, samples: int = 64,
+                          overrides: tuple[str, ...] = ()) -> dict[str, float]:
+    """The core's texture-fidelity report of ``run`` (method and mean texture, L1 / SSIM;
+    ``overrides`` of the run's recipe, e.g. its test data)."""
     from reidcore.api import measure_mechanism
     from reidcore.testing import installed_plugins
 
-    report, _ = measure_mechanism(run, plugins=installed_plugins(), samples=samples)
+    report, _ = measure_mechanism(run, plugins=installed_plugins(), samples=samples,
+                                  overrides=overrides)
     fidelity = report["texture"]["fidelity"]
     return {f"core_{who}_{metric}": fidelity[who][metric]["mean"]
             for who in ("method", "mean_texture") for metric in ("l1", "ssim")}
@@ -142,10 +166,29 @@ def score(out: Path, seed: int, pg: Path) -> dict[str, Any]:
     assert scorer is not None
     row["mean_texture"] = {"texture_l1": scorer.error(scorer.mean.expand_as(scorer.truth))}
     teacher = load_run(pg, registry)
-    with torch.no_grad():
-        decoded = teacher.method.decode(scorer.images, scorer.size).float() * 0.5 + 0.5
-    row["san_pg"] = {"texture_l1": scorer.error(decoded)}
+    row["san_pg"] = {"texture_l1": scorer.error(teacher.method.estimate_texture(scorer.images))}
+    # the core's figures on the arms' test identities (SAN-PG's own test data is disjoint)
+    row["san_pg"].update(core_texture_fidelity(pg, overrides=(test_data_override(run),)))
     return row
+
+
+def test_data_override(run: Path) -> str:
+    """``data.test=[...]``: the run's resolved test sections (its ``recipe.toml``) as one
+    recipe override, to score another run on the same identities."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    def inline(value: Any) -> str:  # TOML inline values (JSON's scalars are TOML's)
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k} = {inline(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, list):
+            return "[" + ", ".join(inline(v) for v in value) + "]"
+        return json.dumps(value)
+
+    sections = tomllib.loads((run / "recipe.toml").read_text())["data"]["test"]
+    return f"data.test={inline(sections)}"
 
 
 def picture(out: Path, seed: int, path: Path, count: int = 8) -> None:
@@ -162,11 +205,10 @@ def picture(out: Path, seed: int, path: Path, count: int = 8) -> None:
     no_target = load_run(out / "no_texture_target" / f"seed-{seed}", registry)
     pg = load_run(out / "san_pg", registry)
     images = scorer.images[:count]
-    with torch.no_grad():
-        pseudo = pg.method.decode(images, scorer.size).float() * 0.5 + 0.5
+    pseudo = pg.method.estimate_texture(images)
     shown = read_images(scorer.paths[:count], (loader.height, loader.width))
     rows = {"image": pad_to(shown, scorer.size, 0.0), "truth": scorer.truth[:count],
-            "san_pg": pseudo.clamp(0, 1), "san": san.method.estimate_texture(images),
+            "san_pg": pseudo, "san": san.method.estimate_texture(images),
             "no_target": no_target.method.estimate_texture(images),
             "mean": scorer.mean.expand(count, -1, -1, -1)}
     save_png(image_grid(rows, (0.0, 1.0), count), path)
@@ -186,34 +228,46 @@ def summarise(rows: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/bench-san-mechanism"))
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="synthetic",
+                        help="synthetic: san-synthetic cut to --epochs (default); evidence: "
+                             "san-evidence-synthetic at its own budget")
+    parser.add_argument("--out", type=Path, help="default runs/bench-san-mechanism[-evidence]")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--results", type=Path, default=HERE / "results-mechanism.json")
+    parser.add_argument("--epochs", type=int,
+                        help="cut the SAN budget to this (synthetic: 4; evidence: the recipe's)")
+    parser.add_argument("--jobs", type=int, default=len(ARMS), help="arms trained at once")
+    parser.add_argument("--results", type=Path,
+                        help="default results-mechanism[-evidence].json beside this script")
     args = parser.parse_args()
+    recipe, pg_recipe, out, suffix = RECIPES[args.recipe]
+    out = args.out or Path(out)
+    epochs = args.epochs if args.epochs or args.recipe != "synthetic" else 4
+    results = args.results or HERE / f"results-mechanism{suffix}.json"
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     torch.set_num_threads(1)
     started = time.perf_counter()
-    pg = (args.out / "san_pg").resolve()
+    pg = (out / "san_pg").resolve()
     if not (pg / "summary.json").is_file():
-        finish(start("run", "san-pg-synthetic", "--out", str(pg),
-                     *sets(["method.log_images_every=0"])))
+        quiet = ["method.log_images_every=0"] if args.recipe == "synthetic" else []
+        finish(start("run", pg_recipe, "--out", str(pg), *sets(quiet)))
         print(f"san_pg: {time.perf_counter() - started:.0f} s", flush=True)
     rows: dict[int, dict[str, Any]] = {}
     for seed in args.seeds:
-        run_seed(args.out, seed, args.epochs, pg)
-        rows[seed] = score(args.out, seed, pg)
+        run_seed(recipe, out, seed, epochs, pg, args.jobs)
+        rows[seed] = score(out, seed, pg)
         minutes = (time.perf_counter() - started) / 60
         print(f"seed {seed} ({minutes:.1f} min): {json.dumps(rows[seed])}", flush=True)
-        args.results.write_text(json.dumps(
+        results.write_text(json.dumps(
             {"command": " ".join(["python", "plugins/san/benchmarks/mechanism.py", *sys.argv[1:]]),
-             "seeds": list(rows), "epochs": args.epochs, "per_seed": rows,
-             "arms": summarise(rows), "minutes": minutes}, indent=2) + "\n")
+             "recipe": recipe, "san_pg_recipe": pg_recipe, "seeds": list(rows),
+             "epochs": epochs, "per_seed": rows, "arms": summarise(rows),
+             "minutes": minutes}, indent=2) + "\n")
         if seed == args.seeds[0]:
-            picture(args.out, seed, DOCS / "mechanism.png")
+            picture(out, seed, DOCS / f"mechanism{suffix}.png")
     for arm in ARMS:  # every seed completed: each arm's seeds.json
-        finish(start(*arm_command(args.out, arm, args.epochs, pg), "--seeds",
+        finish(start(*arm_command(recipe, out, arm, epochs, pg), "--seeds",
                      *map(str, args.seeds)))
-
 
 if __name__ == "__main__":
     main()
