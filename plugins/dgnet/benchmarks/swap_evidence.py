@@ -25,6 +25,9 @@ And the core's measurement against the generator's ground truth (``truth/...``, 
 :func:`truth`), with its grid ``truth-grid-seed<N>.png`` (rows: a, s, swap, truth).
 
     python plugins/dgnet/benchmarks/swap_evidence.py --out /tmp/dgnet-evidence [--seeds 0 1 2]
+    python plugins/dgnet/benchmarks/swap_evidence.py --recipe x10 --out /tmp/dgnet-x10 \
+        --teachers /tmp/dgnet-evidence --seeds 0        # ten times longer, same teacher
+    python plugins/dgnet/benchmarks/swap_evidence.py --curve --out /tmp/dgnet-x10 --seeds 0
 """
 
 from __future__ import annotations
@@ -40,12 +43,28 @@ from pathlib import Path
 from typing import Any
 
 RECIPE = "dgnet-evidence-synthetic"
+BUDGETS = {
+    # the recipe as shipped: 400 iterations
+    "evidence": [],
+    # three and ten times longer: every iteration-valued key scaled with the budget
+    # (teacher terms from 30 %, lambda_prim 0 -> 2 over 20 %, LR x0.1 at 80 %); the
+    # teacher stage stays dgnet-teacher-evidence-synthetic's 400 iterations
+    "x3": ["train.epochs=12", "train.eval_every=12", "train.keep_last=12",
+           "method.warm_iter=360", "method.warm_teacher_iter=360",
+           "method.warm_scale=0.00833", "method.milestones=[960]"],
+    "x10": ["train.epochs=10", "train.steps_per_epoch=400", "train.eval_every=10",
+            "train.keep_last=10", "method.warm_iter=1200", "method.warm_teacher_iter=1200",
+            "method.warm_scale=0.0025", "method.milestones=[3200]",
+            "method.log_images_every=400"],
+}
 CURVES = ("loss", "loss_d", "loss/recon_x", "loss/recon_xp", "loss/adv", "loss/id",
           "loss/recon_id", "loss/teacher", "loss/fine", "loss/recon_s", "loss/cycle")
 
 
-def train(out: Path, seeds: list[int], parallel: int) -> None:
-    """Run the seeds not yet completed, ``parallel`` at a time."""
+def train(out: Path, seeds: list[int], parallel: int, budget: str,
+          teachers: Path) -> None:
+    """Run the seeds not yet completed, ``parallel`` at a time, at ``budget``, each with
+    ``teachers/seed<N>-teacher`` as its teacher when that run exists."""
     reid = str(Path(sys.executable).with_name("reid"))
     env = {**os.environ, "REID_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     todo = [s for s in seeds if not (out / f"seed{s}" / "summary.json").exists()]
@@ -54,13 +73,14 @@ def train(out: Path, seeds: list[int], parallel: int) -> None:
         while todo and len(running) < parallel:
             seed = todo.pop(0)
             log = (out / f"seed{seed}.log").open("w")
-            teacher = out / f"seed{seed}-teacher"
+            teacher = teachers / f"seed{seed}-teacher"
             requires = (f"requires.teacher={{run={json.dumps(str(teacher))}}}"
                         if (teacher / "summary.json").exists()  # kept across core versions
                         else f'requires.teacher.set=["seed={seed}"]')
             running[seed] = subprocess.Popen(
                 ["nice", "-n", "10", reid, "run", RECIPE, "--out", str(out / f"seed{seed}"),
-                 "--set", f"seed={seed}", "--set", requires],
+                 "--set", f"seed={seed}", "--set", requires,
+                 *(a for item in BUDGETS[budget] for a in ("--set", item))],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
         time.sleep(5)
         for seed, proc in list(running.items()):
@@ -134,6 +154,25 @@ def truth(out: Path, seed: int, samples: int, plugins: Any,
                for m, v in ms.items()},
             **{f"{c}/identity_{m}": v["mean"] for c, ms in swap["identity"].items()
                for m, v in ms.items()}}
+
+
+def curve(out: Path, seeds: list[int], samples: int, plugins: Any) -> dict[str, Any]:
+    """The core's swap measurement (:func:`truth`) of every kept epoch checkpoint of each
+    seed's run: the swap's fidelity and identity against both copies as training goes."""
+    points: dict[str, Any] = {}
+    for seed in seeds:
+        run = out / f"seed{seed}"
+        manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+        steps = int(manifest["recipe"]["train"]["steps_per_epoch"])
+        for checkpoint in sorted((run / "checkpoints").glob("epoch-*.pt")):
+            epoch = int(checkpoint.stem.split("-")[1])
+            row = truth(out, seed, samples, plugins, checkpoint.name)
+            points.setdefault(str(seed), []).append({"iteration": epoch * steps, **row})
+            print(f"seed {seed} iteration {epoch * steps:5d}: swap L1 "
+                  f"{row['method/l1']:.4f} (copy s {row['copy_s/l1']:.4f}, copy a "
+                  f"{row['copy_a/l1']:.4f}), a's rank {row['method/identity_rank']:.1f}",
+                  flush=True)
+    return points
 
 
 def tag(checkpoint: str | None) -> str:
@@ -259,6 +298,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--recipe", choices=sorted(BUDGETS), default="evidence",
+                        help="the budget: the recipe as shipped (400 iterations), or three "
+                        "or ten times longer (use another --out for each)")
+    parser.add_argument("--teachers", type=Path,
+                        help="where the seed<N>-teacher runs are (default: --out); a longer "
+                        "budget can reuse the evidence budget's teachers")
+    parser.add_argument("--curve", action="store_true",
+                        help="only the core's swap measurement of every kept epoch "
+                        "checkpoint (results-curve.json); no training")
     parser.add_argument("--checkpoint", help="measure this checkpoint of each seed's run "
                         "(e.g. epoch-0002.pt), trained or still training; no training")
     parser.add_argument("--pairs", type=int, default=400,
@@ -268,18 +316,27 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if not args.checkpoint:
-        train(args.out, args.seeds, args.parallel)
+    if not args.checkpoint and not args.curve:
+        train(args.out, args.seeds, args.parallel, args.recipe, args.teachers or args.out)
     import torch
     from reidcore.testing import installed_plugins
 
     torch.set_num_threads(1)
     plugins = installed_plugins()
+    if args.curve:
+        points = curve(args.out, args.seeds, args.samples, plugins)
+        (args.out / "results-curve.json").write_text(json.dumps(
+            {"recipe": RECIPE, "budget": args.recipe, "overrides": BUDGETS[args.recipe],
+             "samples": args.samples, "seeds": args.seeds, "points": points,
+             "wall_seconds": round(time.perf_counter() - started, 1)}, indent=2),
+            encoding="utf-8")
+        return 0
     runs = {}
     for seed in args.seeds:
         run = args.out / f"seed{seed}"
         dgnet_map = summary_map(run) if (run / "summary.json").exists() else None
-        runs[seed] = {"mAP": {"teacher": summary_map(args.out / f"seed{seed}-teacher"),
+        teacher = (args.teachers or args.out) / f"seed{seed}-teacher"
+        runs[seed] = {"mAP": {"teacher": summary_map(teacher),
                               "dgnet": dgnet_map},
                       "mechanism": mechanism(args.out, seed, args.pairs, plugins,
                                              args.checkpoint),
@@ -299,7 +356,8 @@ def main() -> int:
                 "change_when_s_changes", "adain_scale_spread",
                 "code_colour_r2", "colour_l1_to_a", "colour_l1_to_s"):
         table[key] = mean_sd([runs[s]["mechanism"][key] for s in args.seeds])
-    result = {"recipe": RECIPE, "checkpoint": args.checkpoint or "last", "seeds": args.seeds,
+    result = {"recipe": RECIPE, "budget": args.recipe, "overrides": BUDGETS[args.recipe],
+              "checkpoint": args.checkpoint or "last", "seeds": args.seeds,
               "pairs": args.pairs, "samples": args.samples, "summary": table,
               "runs": {str(s): v for s, v in runs.items()},
               "wall_seconds": round(time.perf_counter() - started, 1)}
