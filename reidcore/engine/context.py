@@ -151,6 +151,9 @@ class MethodContext:
     source_datasets: dict[str, str] | None = None
     """This run's ``[[data.source]]`` fingerprints as manifest.json records them (None
     outside a run): a run loaded for a ``RunOption(same_source=True)`` must match them."""
+    legacy_source_datasets: dict[str, str] | None = None
+    """The same in the absolute-path form that manifests recorded before paths were made
+    relative to the data's folder: compared with a loaded run's manifest of that form."""
     _ddp_parameters: set[int] = attrs.field(factory=set, init=False)
     """Parameters of modules :meth:`wrap` put in DDP (their gradients are synced there)."""
 
@@ -361,7 +364,8 @@ class MethodContext:
         needs = self.registry.get(Kind.METHOD, self.recipe.method.name).needs
         if any(option.same_source and getattr(self.recipe.method.config, name, None) == ref
                for name, option in needs.runs.items()):
-            check_same_source(ref, loaded.run_dir, self.source_datasets, self.recipe)
+            check_same_source(ref, loaded.run_dir, self.source_datasets, self.recipe,
+                              legacy=self.legacy_source_datasets)
 
     def log_images(self, tag: str, rows: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
                    step: int, value_range: tuple[float, float] = (-1.0, 1.0),

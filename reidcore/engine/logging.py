@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -116,15 +117,41 @@ def git_commit(directory: Path | None = None) -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def dataset_fingerprint(splits: Sequence[Any]) -> str:
-    """SHA-256 over every record (split, path, pid, camid) of the given DatasetSplits."""
+def _file_size(path: str | Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # a record without a file of its own
+        return -1
+
+
+RELATIVE_FINGERPRINT = "rel:"
+"""The prefix of a fingerprint over paths relative to the data's folder; manifests written
+before it record absolute paths, without a prefix."""
+
+
+def dataset_fingerprint(splits: Sequence[Any], relative: bool = True) -> str:
+    """SHA-256 over every record (split, path, file size, pid, camid) of the given
+    DatasetSplits.
+
+    Paths are taken relative to the folder all the records share (``rel:`` prefix), so the
+    same data moved or copied elsewhere keeps its fingerprint; the file's size tells apart
+    data sets whose files are named alike (the synthetic generator's seeds). With
+    ``relative=False``: the absolute-path form (no sizes) manifests recorded before, to
+    compare with those."""
+    records = [(index, split, record) for index, dataset in enumerate(splits)
+               for split in ("train", "query", "gallery") for record in getattr(dataset, split)]
+    root = ""
+    if relative and records:  # (a lone folder's own name is not part of the path)
+        root = os.path.commonpath([os.path.dirname(str(r.path)) for _, _, r in records])
     digest = hashlib.sha256()
-    for index, dataset in enumerate(splits):
-        for split in ("train", "query", "gallery"):
-            for record in getattr(dataset, split):
-                digest.update(f"{index}|{split}|{record.path}|{record.pid}|{record.camid}\n"
-                              .encode())
-    return digest.hexdigest()
+    for index, split, record in records:
+        if relative:
+            path = os.path.relpath(str(record.path), root).replace(os.sep, "/")
+            path = f"{path}|{_file_size(record.path)}"
+        else:
+            path = record.path
+        digest.update(f"{index}|{split}|{path}|{record.pid}|{record.camid}\n".encode())
+    return (RELATIVE_FINGERPRINT if relative else "") + digest.hexdigest()
 
 
 def manifest(recipe_dict: Mapping[str, Any], plugins: Any, fingerprints: Mapping[str, str],

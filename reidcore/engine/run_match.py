@@ -3,7 +3,8 @@
 A teacher's classes are the identities of the data it trained on, in the order the loader
 relabelled them; a student trained on other data with the same identity count would take
 its soft labels for its own identities. manifest.json records a fingerprint per dataset
-(:func:`~reidcore.engine.logging.dataset_fingerprint`: every record's path, pid and camid),
+(:func:`~reidcore.engine.logging.dataset_fingerprint`: every record's path below the data's
+folder, pid and camid, so moved or copied data keeps it),
 so equal fingerprints mean the same images under the same labels.
 """
 
@@ -41,22 +42,27 @@ def _settings_difference(theirs: Any, ours: Any) -> str:
                      f"{mine.get(key, '(unset)')!r} here" for key in keys[:6])
 
 
-def check_same_source(role: str, run_dir: Path, ours: Mapping[str, str], recipe: Any) -> None:
+def check_same_source(role: str, run_dir: Path, ours: Mapping[str, str], recipe: Any,
+                      legacy: Mapping[str, str] | None = None) -> None:
     """Refuse the run at ``run_dir`` (loaded as ``role``) unless its manifest records the
     same source datasets as ``ours``. A run without fingerprints (made before they were
-    recorded) is accepted as it is."""
+    recorded) is accepted as it is; one whose fingerprints are of the older absolute-path
+    form is compared with ``legacy`` (ours in that form) when given."""
+    from reidcore.engine.logging import RELATIVE_FINGERPRINT
     from reidcore.recipe import to_dict
 
     manifest = RunDirectory(run_dir).manifest() or {}
     theirs = source_fingerprints(manifest.get("datasets") or {})
-    mine = source_fingerprints(ours)
+    old_form = any(not value.startswith(RELATIVE_FINGERPRINT) for value in theirs.values())
+    mine = source_fingerprints(legacy if old_form and legacy is not None else ours)
     if not theirs or theirs == mine:
         return
     difference = _settings_difference((manifest.get("recipe") or {}).get("data", {})
                                       .get("source"), to_dict(recipe)["data"].get("source"))
 
     def named(prints: Mapping[str, str]) -> str:
-        return ", ".join(f"{key} ({value[:12]})" for key, value in prints.items()) or "none"
+        return ", ".join(f"{key} ({value.removeprefix(RELATIVE_FINGERPRINT)[:12]})"
+                         for key, value in prints.items()) or "none"
 
     raise ReidError(
         f"the run loaded as '{role}' ({run_dir}) was trained on other data than this run: "

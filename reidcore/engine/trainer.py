@@ -192,7 +192,8 @@ class Trainer:
             steps_per_epoch=len(self.train_loader), device=self.device,
             precision=self.precision, rank=self.dist.rank, world_size=self.dist.world_size,
             clock=self.clock, run_dir=self.run_dir, logger=self.logger,
-            source_datasets=self.fingerprints)
+            source_datasets=self.fingerprints,
+            legacy_source_datasets=self._dataset_fingerprints(("source",), relative=False))
         with torch.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext():
             self.method = self.registry.get(Kind.METHOD, recipe.method.name).create(
                 recipe.method.config, context=self.context)
@@ -233,13 +234,16 @@ class Trainer:
         if self.dist.is_main:
             self._write_run_files()
 
-    def _dataset_fingerprints(self) -> dict[str, str]:
-        """``"<role>[i] <name>"`` -> fingerprint of every dataset (manifest.json's)."""
+    def _dataset_fingerprints(self, roles: Sequence[str] = ("source", "target", "test"),
+                              relative: bool = True) -> dict[str, str]:
+        """``"<role>[i] <name>"`` -> fingerprint of every dataset (manifest.json's; with
+        ``relative=False`` the absolute-path form older manifests recorded)."""
         fingerprints = {}
-        for role in ("source", "target", "test"):
+        for role in roles:
             for index, split in enumerate(self.splits[role]):
                 name = getattr(self.recipe.data, role)[index].name
-                fingerprints[f"{role}[{index}] {name}"] = dataset_fingerprint([split])
+                fingerprints[f"{role}[{index}] {name}"] = dataset_fingerprint(
+                    [split], relative=relative)
         return fingerprints
 
     def _write_run_files(self) -> None:

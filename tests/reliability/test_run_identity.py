@@ -72,3 +72,46 @@ def test_a_teacher_trained_on_other_identities_is_refused_naming_both(runs):
 def test_a_teacher_on_the_same_data_and_an_option_without_the_need_pass(runs):
     assert _student_context(runs, 0, same_source=True).load_run("teacher") is not None
     assert _student_context(runs, 1, same_source=False).load_run("teacher") is not None
+
+
+def test_the_fingerprint_follows_the_data_not_its_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from reidcore.engine.logging import dataset_fingerprint
+
+    def dataset(root, pid=1, content=b"jpeg"):
+        files = [root / "bounding_box_train" / "0001_c1.jpg", root / "query" / "0002_c2.jpg"]
+        for file in files:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(content)
+        return SimpleNamespace(train=[SimpleNamespace(path=str(files[0]), pid=pid, camid=0)],
+                               query=[SimpleNamespace(path=str(files[1]), pid=2, camid=1)],
+                               gallery=[])
+
+    here, moved = dataset(tmp_path / "a" / "market"), dataset(tmp_path / "b" / "copy")
+    assert dataset_fingerprint([here]) == dataset_fingerprint([moved])
+    assert dataset_fingerprint([here]).startswith("rel:")
+    assert dataset_fingerprint([here]) != dataset_fingerprint([dataset(tmp_path / "c", pid=3)])
+    # files named alike with other contents (the generator's seeds): their sizes differ
+    assert dataset_fingerprint([here]) != \
+        dataset_fingerprint([dataset(tmp_path / "d", content=b"other jpeg")])
+    # the older absolute-path form still tells the folders apart
+    assert dataset_fingerprint([here], relative=False) != \
+        dataset_fingerprint([moved], relative=False)
+
+
+def test_a_teacher_whose_manifest_has_absolute_path_fingerprints_is_still_checked(runs):
+    from reidcore.engine.run_match import check_same_source
+
+    teacher_dir, recipe = runs[0]
+    manifest_file = teacher_dir / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    ours = manifest["datasets"]
+    legacy = {key: "ab" * 32 for key in ours}  # as an older core wrote them
+    old = {**manifest, "datasets": legacy}
+    copy = teacher_dir.parent / "legacy-teacher"
+    copy.mkdir()
+    (copy / "manifest.json").write_text(json.dumps(old))
+    check_same_source("teacher", copy, ours, recipe, legacy=legacy)  # compared in that form
+    with pytest.raises(ReidError, match="was trained on other data"):
+        check_same_source("teacher", copy, ours, recipe, legacy={k: "cd" * 32 for k in ours})
