@@ -11,6 +11,8 @@ texture_targets.py):
     no_texture_target   SA-Dec and its extra update of the trunk (encoder_texture Adam), but
                         no texture target (weight_rec = 0: L_TR alone drives the update) -
                         the confound the decoder arms had
+    no_texture_triplet  SA-Dec trained by L_Rec alone (weight_tr = 0): the diagnosis of
+                        whether L_TR on the shared decoder maps holds the texture back
 
 Texture fidelity: mean absolute error (RGB in [0, 1], at the decoder's 64 x 64) between
 ``method.estimate_texture`` (the EstimatesTexture capability) of every query image of the
@@ -34,9 +36,9 @@ data set to the arms' so all rows see the same identities).
 
 Results (updated after every seed; a seed whose runs exist is scored again, not retrained)
 go to ``results-mechanism[-evidence].json`` beside this script and the picture (image,
-truth, SAN-PG, SAN's decoder, the no-target decoder, the mean texture) to
+truth, SAN-PG, SAN's decoder, the no-target and no-triplet decoders, the mean texture) to
 ``plugins/san/docs/mechanism[-evidence].png``. ``--jobs`` arms of a seed run at once, one
-thread each (default: all three).
+thread each (default: all of them).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ ARMS = {
     "san": [],
     "no_decoder": ["method.decoder=false"],
     "no_texture_target": ["method.weight_rec=0"],
+    "no_texture_triplet": ["method.weight_tr=0"],
 }
 
 
@@ -130,6 +133,22 @@ class TextureScorer:
         """Mean absolute error against the truth, RGB in [0, 1]."""
         return float((textures.clamp(0, 1) - self.truth).abs().mean())
 
+    @staticmethod
+    def spread(textures: torch.Tensor) -> float:
+        """How much the textures depend on the image: the std across images, averaged over
+        pixels and channels (0 for an image-independent output such as the mean texture)."""
+        return float(textures.float().std(dim=0).mean())
+
+
+def last_epoch_losses(run: Path) -> dict[str, float]:
+    """The decoder-side training losses (L_Rec in [-1, 1] against the run's texture
+    targets, L_TR) averaged over the steps logged in the run's last epoch."""
+    epochs = json.loads((run / "summary.json").read_text())["epochs"]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in records if r.get("kind") == "train" and r["epoch"] >= epochs - 1]
+    return {f"train_{key}_last_epoch": statistics.mean(r[f"loss/{key}"] for r in last)
+            for key in ("rec", "tr") if last and f"loss/{key}" in last[0]}
+
 
 def core_texture_fidelity(run: Path, samples: int = 64,
                           overrides: tuple[str, ...] = ()) -> dict[str, float]:
@@ -161,12 +180,18 @@ def score(out: Path, seed: int, pg: Path) -> dict[str, Any]:
         scorer = scorer or TextureScorer(loaded.recipe, registry)
         estimate = getattr(loaded.method, "estimate_texture", None)
         if estimate is not None:
-            row[arm]["texture_l1"] = scorer.error(estimate(scorer.images))
+            textures = estimate(scorer.images)
+            row[arm].update(texture_l1=scorer.error(textures),
+                            texture_spread=scorer.spread(textures))
             row[arm].update(core_texture_fidelity(run))
+            row[arm].update(last_epoch_losses(run))
     assert scorer is not None
     row["mean_texture"] = {"texture_l1": scorer.error(scorer.mean.expand_as(scorer.truth))}
+    row["truth"] = {"texture_spread": scorer.spread(scorer.truth)}
     teacher = load_run(pg, registry)
-    row["san_pg"] = {"texture_l1": scorer.error(teacher.method.estimate_texture(scorer.images))}
+    pseudo = teacher.method.estimate_texture(scorer.images)
+    row["san_pg"] = {"texture_l1": scorer.error(pseudo), "texture_spread": scorer.spread(pseudo),
+                     **last_epoch_losses(pg)}
     # the core's figures on the arms' test identities (SAN-PG's own test data is disjoint)
     row["san_pg"].update(core_texture_fidelity(pg, overrides=(test_data_override(run),)))
     return row
@@ -203,6 +228,7 @@ def picture(out: Path, seed: int, path: Path, count: int = 8) -> None:
     loader = san.recipe.loader
     scorer = TextureScorer(san.recipe, registry)
     no_target = load_run(out / "no_texture_target" / f"seed-{seed}", registry)
+    no_triplet = load_run(out / "no_texture_triplet" / f"seed-{seed}", registry)
     pg = load_run(out / "san_pg", registry)
     images = scorer.images[:count]
     pseudo = pg.method.estimate_texture(images)
@@ -210,6 +236,7 @@ def picture(out: Path, seed: int, path: Path, count: int = 8) -> None:
     rows = {"image": pad_to(shown, scorer.size, 0.0), "truth": scorer.truth[:count],
             "san_pg": pseudo, "san": san.method.estimate_texture(images),
             "no_target": no_target.method.estimate_texture(images),
+            "no_triplet": no_triplet.method.estimate_texture(images),
             "mean": scorer.mean.expand(count, -1, -1, -1)}
     save_png(image_grid(rows, (0.0, 1.0), count), path)
     print(f"picture: {path}", flush=True)
