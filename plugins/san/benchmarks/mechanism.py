@@ -175,7 +175,8 @@ def score(out: Path, seed: int, pg: Path) -> dict[str, Any]:
         run = out / arm / f"seed-{seed}"
         summary = json.loads((run / "summary.json").read_text())
         row[arm] = {"mAP": 100 * summary["metrics"]["synthetic"]["mAP"],
-                    "rank1": 100 * summary["metrics"]["synthetic"]["rank1"]}
+                    "rank1": 100 * summary["metrics"]["synthetic"]["rank1"],
+                    "train_minutes": summary["train_seconds"] / 60}
         loaded = load_run(run, registry)
         scorer = scorer or TextureScorer(loaded.recipe, registry)
         estimate = getattr(loaded.method, "estimate_texture", None)
