@@ -56,6 +56,15 @@ BUDGETS = {
             "train.keep_last=10", "method.warm_iter=1200", "method.warm_teacher_iter=1200",
             "method.warm_scale=0.0025", "method.milestones=[3200]",
             "method.log_images_every=400"],
+    # probes at the shipped budget (ablations of the method, for the diagnosis only):
+    # no adversarial and no identity term on generated images, and the teacher terms
+    # never start (auto-encoding and cross-reconstruction only) ...
+    "probe_reconstruction_only": ["method.gan_w=0", "method.recon_id_w=0",
+                                  "method.warm_iter=100000",
+                                  "method.warm_teacher_iter=100000"],
+    # ... and the paper's generator widths (Es 16, G 128; mlp 256 for the 2048-d code)
+    "probe_paper_widths": ["generators.structure.dim=16", "generators.decoder.dim=128",
+                           "generators.decoder.mlp_dim=256"],
 }
 CURVES = ("loss", "loss_d", "loss/recon_x", "loss/recon_xp", "loss/adv", "loss/id",
           "loss/recon_id", "loss/teacher", "loss/fine", "loss/recon_s", "loss/cycle")
@@ -180,7 +189,7 @@ def tag(checkpoint: str | None) -> str:
 
 
 def mechanism(out: Path, seed: int, pairs: int, plugins: Any,
-              checkpoint: str | None = None) -> dict[str, Any]:
+              checkpoint: str | None = None, teachers: Path | None = None) -> dict[str, Any]:
     import torch
     from reidcore.api import image_grid, load_run, save_png
 
@@ -188,7 +197,7 @@ def mechanism(out: Path, seed: int, pairs: int, plugins: Any,
 
     run = out / f"seed{seed}"
     dgnet = load_run(run / "checkpoints" / checkpoint if checkpoint else run, plugins.registry)
-    teacher = load_run(out / f"seed{seed}-teacher", plugins.registry)
+    teacher = load_run((teachers or out) / f"seed{seed}-teacher", plugins.registry)
     recipe = dgnet.recipe
     ea, es, decoder = dgnet["ea"], dgnet["es"], dgnet["decoder"]
     query, gallery = test_split(dgnet, plugins)
@@ -299,8 +308,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--recipe", choices=sorted(BUDGETS), default="evidence",
-                        help="the budget: the recipe as shipped (400 iterations), or three "
-                        "or ten times longer (use another --out for each)")
+                        help="the budget: the recipe as shipped (400 iterations), three or "
+                        "ten times longer, or a diagnostic probe (use another --out for each)")
     parser.add_argument("--teachers", type=Path,
                         help="where the seed<N>-teacher runs are (default: --out); a longer "
                         "budget can reuse the evidence budget's teachers")
@@ -339,7 +348,7 @@ def main() -> int:
         runs[seed] = {"mAP": {"teacher": summary_map(teacher),
                               "dgnet": dgnet_map},
                       "mechanism": mechanism(args.out, seed, args.pairs, plugins,
-                                             args.checkpoint),
+                                             args.checkpoint, args.teachers),
                       "truth": truth(args.out, seed, args.samples, plugins, args.checkpoint),
                       "curves": curves(run)}
     keys = [("mAP", "teacher"), ("mAP", "dgnet")]
