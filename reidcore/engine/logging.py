@@ -141,7 +141,7 @@ def dataset_fingerprint(splits: Sequence[Any], relative: bool = True) -> str:
     records = [(index, split, record) for index, dataset in enumerate(splits)
                for split in ("train", "query", "gallery") for record in getattr(dataset, split)]
     root = ""
-    if relative and records:  # (a lone folder's own name is not part of the path)
+    if relative and records:  # the shared folder itself, its name included, is left out
         root = os.path.commonpath([os.path.dirname(str(r.path)) for _, _, r in records])
     digest = hashlib.sha256()
     for index, split, record in records:

@@ -183,16 +183,15 @@ def measure_translation(pipe: _Pipeline, truth: SyntheticTruth,
     in_unit = np.stack([pipe.unit(t) for t in through])
     closest: dict[str, Any] = {}
     assignment: dict[str, dict[str, int]] = {}
+    matched: dict[str, np.ndarray] = {}
     for name, candidate in candidates.items():
-        matched, picks = closest_camera_truth(candidate, in_unit, groups)
-        closest[name] = _fidelity({name: candidate}, matched, None)[name]
+        matched[name], picks = closest_camera_truth(candidate, in_unit, groups)
+        closest[name] = _fidelity({name: candidate}, matched[name], None)[name]
         assignment[name] = {str(g): cameras[c] for g, c in picks.items()}
-    method_picks = [cameras.index(assignment["method"][str(int(g))]) for g in groups]
-    closest_truth = torch.stack([through[c][i] for i, c in enumerate(method_picks)])
     return ({"fidelity": report, "fidelity_closest_camera": closest,
              "closest_camera": assignment, "images": len(chosen),
              "from_style": truth.params.style, "to_style": other},
-            [images, output, own, closest_truth])
+            [images, output, own, torch.from_numpy(matched["method"]).permute(0, 3, 1, 2)])
 
 
 def measure_texture(pipe: _Pipeline, truth: SyntheticTruth, test: Sequence[ImageRecord],
@@ -253,7 +252,7 @@ def mechanism_report(method: Any, recipe: Any, splits: dict[str, list[Any]],
     if isinstance(method, TranslatesStyle) and source_truth is not None:
         report["translation"], rows = measure_translation(pipe, source_truth, source[0].train,
                                                           samples, seed)
-        grids["translation"] = grid(rows, [True] * 4)
+        grids["translation"] = grid(rows, [True, True, True, False])
     if isinstance(method, EstimatesTexture) and test is not None and test_truth is not None:
         report["texture"], rows = measure_texture(
             pipe, test_truth, [*test.query_records, *test.gallery_records], samples, seed)
