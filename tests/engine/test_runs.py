@@ -104,7 +104,8 @@ def test_run_directory_contents(engine_cache, tmp_path):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert set(manifest["versions"]) >= {"python", "torch", "reidcore"}
     assert manifest["torch_threads"] == torch.get_num_threads()
-    assert len(manifest["datasets"]["source[0] synthetic"]) == 64  # sha256 hex
+    fingerprint = manifest["datasets"]["source[0] synthetic"]
+    assert fingerprint.startswith("rel:") and len(fingerprint) == 4 + 64  # sha256 hex
     assert any(p["name"] == "reidcore" for p in manifest["plugins"])
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {line["kind"] for line in lines} == {"train", "epoch", "eval"}
